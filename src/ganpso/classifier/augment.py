@@ -1,0 +1,89 @@
+"""Augmentation and test-time views, in torch on the batch's device.
+
+Images travel as uint8 ``(B, 48, 48)`` and become normalised float ``(B, 1, crop, crop)`` here,
+the only place where pixels are scaled, so training, evaluation and inference agree.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ganpso.config import AugmentConfig
+
+PIXEL_MEAN = 0.5  # of pixel / 255 over FER2013 Training, rounded (measured 0.508)
+PIXEL_STD = 0.25  # measured 0.255
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(B, H, W)`` -> float ``(B, 1, H, W)`` with roughly zero mean and unit variance."""
+    return ((images.float() / 255.0 - PIXEL_MEAN) / PIXEL_STD).unsqueeze(1)
+
+
+def random_crop(images: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
+    """Crop each image of ``(B, H, W)`` at its own random offset -> ``(B, crop, crop)``."""
+    batch, height, width = images.shape
+    device = images.device
+    top = torch.randint(0, height - crop + 1, (batch,), generator=generator, device=device)
+    left = torch.randint(0, width - crop + 1, (batch,), generator=generator, device=device)
+    offsets = torch.arange(crop, device=device)
+    rows = (top[:, None] + offsets)[:, :, None]  # (B, crop, 1)
+    cols = (left[:, None] + offsets)[:, None, :]  # (B, 1, crop)
+    return images[torch.arange(batch, device=device)[:, None, None], rows, cols]
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(images.shape[0], generator=generator, device=images.device) < 0.5
+    return torch.where(flip[:, None, None], images.flip(-1), images)
+
+
+def random_erase(
+    images: torch.Tensor, prob: float, max_side: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Zero one random square (side 4..max_side) in each image with probability ``prob``.
+
+    Works on normalised ``(B, 1, H, W)``: zero is the mean grey, not black.
+    """
+    batch, _, height, width = images.shape
+    device = images.device
+    erase = torch.rand(batch, generator=generator, device=device) < prob
+    side = torch.randint(4, max_side + 1, (batch,), generator=generator, device=device)
+    top = torch.randint(0, height, (batch,), generator=generator, device=device)
+    left = torch.randint(0, width, (batch,), generator=generator, device=device)
+    rows = torch.arange(height, device=device)[None, :]
+    cols = torch.arange(width, device=device)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < (top + side)[:, None])  # (B, H)
+    in_cols = (cols >= left[:, None]) & (cols < (left + side)[:, None])  # (B, W)
+    mask = in_rows[:, :, None] & in_cols[:, None, :] & erase[:, None, None]
+    return images.masked_fill(mask[:, None], 0.0)
+
+
+def augment_batch(
+    images: torch.Tensor, config: AugmentConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """uint8 ``(B, 48, 48)`` -> augmented, normalised float ``(B, 1, crop, crop)``."""
+    images = random_crop(images, config.crop, generator)
+    if config.flip:
+        images = random_flip(images, generator)
+    batch = normalize(images)
+    if config.erase_prob > 0:
+        batch = random_erase(batch, config.erase_prob, config.erase_max, generator)
+    return batch
+
+
+def eval_views(images: torch.Tensor, crop: int, tta: bool) -> list[torch.Tensor]:
+    """Deterministic views whose predictions are averaged at evaluation.
+
+    Without TTA: the centre crop and its mirror. With TTA: the centre and four corner crops,
+    each with its mirror (ten views).
+    """
+    height, width = images.shape[-2:]
+    margin_y, margin_x = height - crop, width - crop
+    offsets = [(margin_y // 2, margin_x // 2)]
+    if tta:
+        offsets += [(0, 0), (0, margin_x), (margin_y, 0), (margin_y, margin_x)]
+    batch = normalize(images)
+    views = []
+    for top, left in offsets:
+        view = batch[:, :, top : top + crop, left : left + crop]
+        views += [view, view.flip(-1)]
+    return views

@@ -1,0 +1,63 @@
+"""Evaluate a saved classifier on one split and write the report files every stage reads."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganpso.classifier.checkpoint import ClassifierCheckpoint
+from ganpso.classifier.training import predict_proba
+from ganpso.data import Split
+from ganpso.device import describe_device
+from ganpso.metrics import build_metrics_report, plot_confusion_matrix, write_json
+
+
+def evaluate_checkpoint(
+    checkpoint: ClassifierCheckpoint,
+    split: Split,
+    split_name: str,
+    *,
+    device: torch.device,
+    tta: bool = True,
+    precision: str = "bf16",
+    command: str = "",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The ``metrics.json`` report of ``checkpoint`` on ``split`` (bootstrap CIs seeded)."""
+    started = time.perf_counter()
+    probs = predict_proba(
+        checkpoint.model,
+        split.images,
+        crop=checkpoint.preprocessing.crop,
+        tta=tta,
+        device=device,
+        precision=precision,
+        channels_last=True,
+    )
+    return build_metrics_report(
+        split.labels,
+        probs.argmax(1),
+        split=split_name,
+        classes=checkpoint.classes,
+        device=describe_device(device),
+        seconds=time.perf_counter() - started,
+        command=command,
+        seed=seed,
+    )
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``metrics-<split>.json`` and ``confusion-<split>.png``; returns the JSON path."""
+    split = report["split"]
+    path = out_dir / f"metrics-{split}.json"
+    write_json(report, path)
+    plot_confusion_matrix(
+        report["confusion_matrix"],
+        report["classes"],
+        out_dir / f"confusion-{split}.png",
+        title=f"{split} (n={report['n']}, accuracy {report['accuracy']:.4f})",
+    )
+    return path

@@ -1,0 +1,186 @@
+"""Typed configs, one dataclass per component, loaded from YAML.
+
+Keys equal constructor argument names, so a config section flows straight into the code that
+uses it. Unknown keys are refused with the list of valid ones, never silently ignored.
+
+Example:
+    >>> cfg = TrainConfig.from_dict({"model": {"name": "vgg_small"}, "epochs": 2})
+    >>> cfg.model.name, cfg.epochs
+    ('vgg_small', 2)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Self, TypeVar
+
+import yaml
+
+from ganpso.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are read (see ``ganpso.data.load_dataset``)."""
+
+    source: str = "../shared/data/fer2013.zip"
+    cache_dir: str | None = "~/.cache/ganpso"
+    skip_bad_images: bool = False  # skip (and count) corrupt images instead of stopping
+    unknown_classes: Literal["drop", "error"] = "drop"  # class folders outside the seven
+    split_seed: int = 0  # stratified split for sources that carry none
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    limit_per_class: int | None = None  # keep at most this many images per class and split
+
+
+@dataclass
+class ModelConfig:
+    """Which registered classifier to build (see ``ganpso.classifier.models``)."""
+
+    name: str = "vgg_small"
+    dropout: float = 0.4
+    width: int = 32  # channels of the first stage; each later stage doubles it
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation, applied on the device to uint8 batches."""
+
+    crop: int = 40  # random crop side in pixels; evaluation uses the centre and corners
+    flip: bool = True
+    erase_prob: float = 0.5  # probability of one random erased square per image
+    erase_max: int = 20  # largest erased side in pixels
+
+
+@dataclass
+class TrainConfig:
+    """One classifier training run. ``ganpso train --config`` loads this."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["bf16", "fp32"] = "bf16"  # autocast dtype for forward passes
+    channels_last: bool = True
+    epochs: int = 35
+    batch_size: int = 128
+    lr: float = 0.1  # peak of the one-cycle schedule
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.2
+    label_smoothing: float = 0.1
+    class_weighting: Literal["none", "inverse", "sqrt_inverse"] = "none"
+    sampling: Literal["none", "oversample"] = "none"  # re-sample rare classes to balance
+    early_stopping_patience: int | None = None  # epochs without PublicTest gain before stopping
+    selection_metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    tta: bool = True  # final evaluation averages 5 crops x 2 flips
+    eval_batch_size: int = 512
+    num_threads: int | None = None  # torch threads; None keeps torch's default
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Self:
+        return _build(cls, raw, "config")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        return cls.from_dict(read_yaml(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, raising ``ConfigError`` naming the file on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({_first_line(exc)})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys to values")
+    return raw
+
+
+def write_yaml(data: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` strings (value parsed as YAML) onto a nested dict, returning a copy."""
+    merged = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. epochs=10")
+        node = merged
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return merged
+
+
+def _build(cls: type[T], raw: Any, where: str) -> T:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    valid = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - valid)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(valid)}")
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in raw.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """Check ``value`` against a type hint, building nested dataclasses."""
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {value!r} is not a valid {_describe(hint)}")
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool):
+        if isinstance(value, bool) and hint is not bool:
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        if not isinstance(value, hint):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def _describe(hint: Any) -> str:
+    return " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(hint))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,63 @@
+"""``load_dataset``: find what kind of source a path is, read it (or its cache), trim it."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ganpso.config import DataConfig
+from ganpso.data.dataset import FerDataset, Split
+from ganpso.data.kaggle import is_kaggle_layout, load_kaggle
+from ganpso.data.tree import FileTree
+from ganpso.errors import DataError
+
+
+def load_dataset(config: DataConfig) -> FerDataset:
+    """Load ``config.source``: a FER2013 zip or folder, ``fer2013.csv``, or class folders."""
+    path = Path(config.source).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory")
+    dataset = read_source(path, config)
+    if dataset.skipped:
+        warnings.warn(
+            f"skipped {len(dataset.skipped)} bad image(s); first: {dataset.skipped[0]}", stacklevel=2
+        )
+    if config.limit_per_class is not None:
+        dataset = limit_per_class(dataset, config.limit_per_class)
+    return dataset
+
+
+def read_source(path: Path, config: DataConfig) -> FerDataset:
+    skipped: list[str] = []
+
+    def on_bad_image(error: DataError) -> None:
+        if not config.skip_bad_images:
+            raise error
+        skipped.append(str(error))
+
+    if path.is_file() and path.suffix.lower() != ".zip":
+        raise DataError(f"{path}: not a FER2013 zip/folder/CSV or a folder of class sub-folders")
+    tree = FileTree(path)
+    try:
+        if not is_kaggle_layout(tree):
+            raise DataError(f"{path}: not a FER2013 zip/folder/CSV or a folder of class sub-folders")
+        dataset = load_kaggle(tree, on_bad_image)
+    finally:
+        tree.close()
+    return replace(dataset, skipped=tuple(skipped))
+
+
+def limit_per_class(dataset: FerDataset, limit: int) -> FerDataset:
+    """Keep the first ``limit`` images of each class in each split (order preserved)."""
+    splits = {}
+    for name, split in dataset.splits.items():
+        keep = np.concatenate(
+            [np.flatnonzero(split.labels == k)[:limit] for k in np.unique(split.labels)]
+            or [np.zeros(0, np.int64)]
+        )
+        keep.sort()
+        splits[name] = Split(split.images[keep], split.labels[keep])
+    return replace(dataset, splits=splits)
