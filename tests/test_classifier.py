@@ -142,6 +142,7 @@ def test_resume_equals_uninterrupted_training(tmp_path) -> None:
     resumed = load_state(tmp_path / "resumed" / "state.pt")["model"]
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
+
     def rows_without_time(run: str) -> list[dict]:
         lines = (tmp_path / run / "history.jsonl").read_text().splitlines()
         return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]

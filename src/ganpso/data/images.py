@@ -31,8 +31,14 @@ def decode_image(data: bytes, name: str, size: int = IMAGE_SIZE) -> np.ndarray:
             with Image.open(io.BytesIO(data)) as image:
                 image.load()  # truncated files fail here, not later
                 gray = to_grayscale(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning):
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ):
         raise DataError(f"{name}: not a readable image (corrupt or truncated)") from None
     return square_resize(gray, size)
 

@@ -54,6 +54,10 @@ def load_kaggle(tree: FileTree, on_bad_image: OnBadImage) -> FerDataset:
             continue
         images[split].append(face)
         labels[split].append(EMOTIONS.index(class_name))
+    for folder in tree.folders:
+        parts = folder.split("/")
+        if len(parts) >= 2 and parts[-2] in ("train", "test") and folder not in folders_seen:
+            raise DataError(f"{tree.display(folder)}: empty class folder (no images)")
     if not any(images.values()):
         raise DataError(f"{tree.path}: no readable FER2013 images in train/ or test/")
     splits = {s: stack_split(images[s], labels[s]) for s in SPLITS}

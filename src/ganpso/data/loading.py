@@ -9,21 +9,33 @@ from pathlib import Path
 import numpy as np
 
 from ganpso.config import DataConfig
+from ganpso.data.cache import cache_key, cache_path, read_cache, write_cache
 from ganpso.data.dataset import FerDataset, Split
+from ganpso.data.fer_csv import load_fer_csv
+from ganpso.data.folders import load_class_folders
 from ganpso.data.kaggle import is_kaggle_layout, load_kaggle
 from ganpso.data.tree import FileTree
 from ganpso.errors import DataError
 
 
 def load_dataset(config: DataConfig) -> FerDataset:
-    """Load ``config.source``: a FER2013 zip or folder, ``fer2013.csv``, or class folders."""
+    """Load ``config.source``: a FER2013 zip or folder, ``fer2013.csv``, or class folders.
+
+    Decoded arrays are cached under ``config.cache_dir`` (None disables the cache).
+    """
     path = Path(config.source).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
-    dataset = read_source(path, config)
+    cached = cache_path(config.cache_dir, cache_key(path, config)) if config.cache_dir else None
+    dataset = read_cache(cached) if cached else None
+    if dataset is None:
+        dataset = read_source(path, config)
+        if cached:
+            write_cache(cached, dataset)
     if dataset.skipped:
         warnings.warn(
-            f"skipped {len(dataset.skipped)} bad image(s); first: {dataset.skipped[0]}", stacklevel=2
+            f"skipped {len(dataset.skipped)} bad image(s); first: {dataset.skipped[0]}",
+            stacklevel=2,
         )
     if config.limit_per_class is not None:
         dataset = limit_per_class(dataset, config.limit_per_class)
@@ -38,15 +50,22 @@ def read_source(path: Path, config: DataConfig) -> FerDataset:
             raise error
         skipped.append(str(error))
 
-    if path.is_file() and path.suffix.lower() != ".zip":
+    split_options = (config.split_seed, config.val_fraction, config.test_fraction)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        dataset = load_fer_csv(path, on_bad_image, *split_options)
+    elif path.is_dir() or path.suffix.lower() == ".zip":
+        tree = FileTree(path)
+        try:
+            if is_kaggle_layout(tree):
+                dataset = load_kaggle(tree, on_bad_image)
+            else:
+                dataset = load_class_folders(
+                    tree, on_bad_image, config.unknown_classes, *split_options
+                )
+        finally:
+            tree.close()
+    else:
         raise DataError(f"{path}: not a FER2013 zip/folder/CSV or a folder of class sub-folders")
-    tree = FileTree(path)
-    try:
-        if not is_kaggle_layout(tree):
-            raise DataError(f"{path}: not a FER2013 zip/folder/CSV or a folder of class sub-folders")
-        dataset = load_kaggle(tree, on_bad_image)
-    finally:
-        tree.close()
     return replace(dataset, skipped=tuple(skipped))
 
 
@@ -54,10 +73,11 @@ def limit_per_class(dataset: FerDataset, limit: int) -> FerDataset:
     """Keep the first ``limit`` images of each class in each split (order preserved)."""
     splits = {}
     for name, split in dataset.splits.items():
-        keep = np.concatenate(
-            [np.flatnonzero(split.labels == k)[:limit] for k in np.unique(split.labels)]
-            or [np.zeros(0, np.int64)]
+        keep = np.sort(
+            np.concatenate(
+                [np.flatnonzero(split.labels == k)[:limit] for k in np.unique(split.labels)]
+                or [np.zeros(0, np.int64)]
+            )
         )
-        keep.sort()
         splits[name] = Split(split.images[keep], split.labels[keep])
     return replace(dataset, splits=splits)

@@ -21,10 +21,16 @@ class FileTree:
                 self.archive = zipfile.ZipFile(path)
             except (zipfile.BadZipFile, OSError):
                 raise DataError(f"{path}: not a readable zip archive") from None
-            names = [i.filename for i in self.archive.infolist() if not i.is_dir()]
+            entries = self.archive.infolist()
+            names = [i.filename for i in entries if not i.is_dir()]
+            folders = [i.filename.rstrip("/") for i in entries if i.is_dir()]
         else:
-            names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+            children = list(path.rglob("*"))
+            names = [p.relative_to(path).as_posix() for p in children if p.is_file()]
+            folders = [p.relative_to(path).as_posix() for p in children if p.is_dir()]
         self.names = sorted(n for n in names if not any(part in n for part in IGNORED_PARTS))
+        # folders named in the source, also those without files (zip: explicit directory entries)
+        self.folders = sorted({f for f in folders if not any(part in f for part in IGNORED_PARTS)})
 
     def read(self, name: str) -> bytes:
         try:

@@ -70,7 +70,9 @@ def classification_metrics(
     recalls = scores["recall"]
     return {
         "accuracy": float(np.trace(matrix) / total) if total else 0.0,
-        "macro": {key: float(scores[key].mean()) for key in ("precision", "recall", "f1", "g_measure")},
+        "macro": {
+            key: float(scores[key].mean()) for key in ("precision", "recall", "f1", "g_measure")
+        },
         "g_mean": float(np.prod(recalls) ** (1 / len(recalls))) if len(recalls) else 0.0,
         "per_class": {
             name: {
@@ -145,7 +147,9 @@ def build_metrics_report(
 
 def format_metrics_table(report: dict[str, Any]) -> str:
     """A terminal table: one row per class, the macro row, accuracy and G-mean."""
-    header = f"{'class':10s} {'precision':>9s} {'recall':>7s} {'F1':>7s} {'G-meas':>7s} {'support':>8s}"
+    header = (
+        f"{'class':10s} {'precision':>9s} {'recall':>7s} {'F1':>7s} {'G-meas':>7s} {'support':>8s}"
+    )
     lines = [f"{report.get('split', '')} (n={report.get('n', '')})", header]
     for name, row in report["per_class"].items():
         lines.append(

@@ -9,8 +9,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def plot_confusion_matrix(
@@ -28,8 +28,11 @@ def plot_confusion_matrix(
         image = axis.imshow(values, cmap="Blues")
         figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
         axis.set(
-            xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted",
-            ylabel="true", title=label,
+            xticks=range(len(classes)),
+            yticks=range(len(classes)),
+            xlabel="predicted",
+            ylabel="true",
+            title=label,
         )
         axis.set_xticklabels(classes, rotation=45, ha="right")
         axis.set_yticklabels(classes)
@@ -37,8 +40,15 @@ def plot_confusion_matrix(
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
                 color = "white" if values[i, j] > threshold else "black"
-                axis.text(j, i, format(values[i, j], fmt), ha="center", va="center",
-                          color=color, fontsize=8)
+                axis.text(
+                    j,
+                    i,
+                    format(values[i, j], fmt),
+                    ha="center",
+                    va="center",
+                    color=color,
+                    fontsize=8,
+                )
     if title:
         figure.suptitle(title)
     _save(figure, path)
