@@ -1,0 +1,125 @@
+"""Photos in, 48x48 grayscale face crops out: reading any image, finding faces, cropping them.
+
+Faces are found with the frontal-face Haar cascade that ships inside ``opencv-python-headless``
+(< 5: version 5 dropped the cascade files), so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ganpso.data.images import to_grayscale
+from ganpso.emotions import IMAGE_SIZE
+from ganpso.errors import DataError
+
+# Photos are shrunk to this longest side before detection: time grows with the pixel count, and
+# on large photos the cascade's false positives grow too (seen on upscaled test photos).
+MAX_DETECTION_SIDE = 800
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in the original photo's pixel coordinates."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.width, self.height]
+
+
+def read_photo(data: bytes, name: str) -> np.ndarray:
+    """Bytes of any PIL-readable photo -> grayscale uint8 ``(H, W)``; ``name`` labels errors."""
+    if not data:
+        raise DataError(f"{name}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                gray = to_grayscale(image)
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ):
+        raise DataError(
+            f"{name}: not a readable image (corrupt, truncated or not an image)"
+        ) from None
+    return np.asarray(gray, dtype=np.uint8)
+
+
+def read_photo_file(path: Path) -> np.ndarray:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return read_photo(data, str(path))
+
+
+@lru_cache(maxsize=1)
+def face_cascade():  # -> cv2.CascadeClassifier
+    import cv2
+
+    path = Path(cv2.data.haarcascades) / CASCADE_FILE
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise DataError(
+            f"{path}: OpenCV's Haar cascade is missing (install opencv-python-headless<5)"
+        )
+    return cascade
+
+
+def detect_faces(gray: np.ndarray, min_face: int = 24) -> list[Box]:
+    """Frontal faces in a grayscale photo, largest first, in the photo's own coordinates."""
+    import cv2
+
+    scale = min(1.0, MAX_DETECTION_SIDE / max(gray.shape))
+    small = gray
+    if scale < 1.0:
+        size = (round(gray.shape[1] * scale), round(gray.shape[0] * scale))
+        small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    found = face_cascade().detectMultiScale(
+        cv2.equalizeHist(small), scaleFactor=1.1, minNeighbors=6, minSize=(min_face, min_face)
+    )
+    boxes = [Box(*(round(v / scale) for v in face)) for face in np.asarray(found).reshape(-1, 4)]
+    return sorted(boxes, key=lambda b: b.width * b.height, reverse=True)
+
+
+def crop_face(
+    gray: np.ndarray, box: Box, margin: float = 0.0, size: int = IMAGE_SIZE
+) -> np.ndarray:
+    """The square around ``box`` grown by ``margin`` per side, resized to ``(size, size)``.
+
+    Parts of the square outside the photo are filled by replicating the border.
+    """
+    import cv2
+
+    side = round(max(box.width, box.height) * (1 + 2 * margin))
+    cx, cy = box.x + box.width / 2, box.y + box.height / 2
+    left, top = round(cx - side / 2), round(cy - side / 2)
+    pad = max(0, -left, -top, left + side - gray.shape[1], top + side - gray.shape[0])
+    padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
+    square = padded[top + pad : top + pad + side, left + pad : left + pad + side]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interpolation)
+
+
+def whole_image_face(gray: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """An already-cropped face (FER2013-style): centre square, resized."""
+    height, width = gray.shape
+    side = min(height, width)
+    return crop_face(gray, Box((width - side) // 2, (height - side) // 2, side, side), size=size)

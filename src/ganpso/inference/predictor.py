@@ -1,0 +1,217 @@
+"""Emotion predictions for photos: find the faces, crop them as in training, classify them.
+
+Example::
+
+    from ganpso.inference import EmotionPredictor
+
+    predictor = EmotionPredictor.from_pretrained()  # the model bundled with the package
+    for result in predictor.predict_files(["photo.jpg", "folder/"]):
+        for face in result.faces:
+            print(result.source, face.box, face.emotion, face.probabilities[face.emotion])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ganpso.classifier.checkpoint import Preprocessing
+from ganpso.errors import DataError
+from ganpso.inference.faces import Box, crop_face, detect_faces, read_photo, whole_image_face
+from ganpso.inference.inputs import iter_inputs
+from ganpso.inference.runtime import Engine, load_model
+
+DEFAULT_MODEL = "fer2013-vgg_small.safetensors"
+# Margin added around the Haar box on each side, as a fraction of its side: none, since -0.05..0.05
+# scored alike on PublicTest faces re-detected after upscaling (results/inference/face_margin.json).
+DEFAULT_FACE_MARGIN = 0.0
+
+
+@dataclass(frozen=True)
+class FacePrediction:
+    box: Box | None  # None when the whole image was taken as the face (--no-detect)
+    emotion: str
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": self.box.as_list() if self.box else None,
+            "emotion": self.emotion,
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+        }
+
+
+@dataclass
+class ImagePrediction:
+    source: str
+    faces: list[FacePrediction] = field(default_factory=list)
+    error: str | None = None  # one line when the file could not be used
+    size: tuple[int, int] | None = None  # (width, height) of the photo
+
+    @property
+    def message(self) -> str:
+        if self.error:
+            return self.error
+        return "no face found" if not self.faces else f"{len(self.faces)} face(s)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "size": list(self.size) if self.size else None,
+            "faces": [face.to_dict() for face in self.faces],
+            "error": self.error,
+        }
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("ganpso.inference") / "weights" / DEFAULT_MODEL))
+
+
+def face_views(faces: np.ndarray, preprocessing: Preprocessing, tta: bool) -> np.ndarray:
+    """uint8 ``(N, S, S)`` -> normalised views ``(V, N, 1, crop, crop)`` float32.
+
+    The views of ``ganpso.classifier.augment.eval_views``: the centre crop and its mirror, plus
+    the four corner crops and mirrors with ``tta``.
+    """
+    size, crop = faces.shape[-1], preprocessing.crop
+    scaled = (faces.astype(np.float32) / 255.0 - preprocessing.pixel_mean) / preprocessing.pixel_std
+    margin = size - crop
+    offsets = [(margin // 2, margin // 2)]
+    if tta:
+        offsets += [(0, 0), (0, margin), (margin, 0), (margin, margin)]
+    views = []
+    for top, left in offsets:
+        view = scaled[:, None, top : top + crop, left : left + crop]
+        views += [view, view[..., ::-1]]
+    return np.ascontiguousarray(np.stack(views))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+class EmotionPredictor:
+    """A classifier plus the face pipeline that feeds it.
+
+    ``engine`` maps normalised crops to logits (PyTorch or onnxruntime, see ``runtime``).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        classes: tuple[str, ...],
+        preprocessing: Preprocessing,
+        *,
+        tta: bool = False,
+        face_margin: float = DEFAULT_FACE_MARGIN,
+        batch_size: int = 256,
+        model_path: Path | None = None,
+    ) -> None:
+        self.engine, self.classes, self.preprocessing = engine, classes, preprocessing
+        self.tta, self.face_margin, self.batch_size = tta, face_margin, batch_size
+        self.model_path = model_path
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        **options: Any,
+    ) -> EmotionPredictor:
+        """Load a ``.safetensors`` checkpoint, a run folder or an ``.onnx`` export.
+
+        ``path=None`` loads the model bundled with the package (see its MODEL_CARD.md).
+        """
+        loaded = load_model(Path(path) if path else default_model_path(), device, precision)
+        return cls(
+            loaded.engine,
+            loaded.classes,
+            loaded.preprocessing,
+            model_path=loaded.path,
+            **options,
+        )
+
+    def predict_faces(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities ``(N, K)`` for uint8 face crops ``(N, 48, 48)``, averaged over views."""
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        chunks = []
+        for start in range(0, len(faces), self.batch_size):
+            views = face_views(faces[start : start + self.batch_size], self.preprocessing, self.tta)
+            count, batch = views.shape[:2]
+            logits = self.engine(views.reshape(count * batch, *views.shape[2:]))
+            chunks.append(softmax(logits.reshape(count, batch, -1)).mean(axis=0))
+        return np.concatenate(chunks).astype(np.float32)
+
+    def face_crops(self, gray: np.ndarray, detect: bool) -> tuple[list[Box | None], np.ndarray]:
+        size = self.preprocessing.image_size
+        if not detect:
+            return [None], whole_image_face(gray, size)[None]
+        boxes = detect_faces(gray)
+        crops = [crop_face(gray, box, self.face_margin, size) for box in boxes]
+        return list(boxes), np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
+
+    def predict_image(self, data: bytes, source: str = "<image>", detect: bool = True):
+        """One photo's bytes -> ``ImagePrediction``; an unreadable file raises ``DataError``."""
+        gray = read_photo(data, source)
+        boxes, crops = self.face_crops(gray, detect)
+        result = ImagePrediction(source, size=(gray.shape[1], gray.shape[0]))
+        result.faces = self.label_faces(boxes, self.predict_faces(crops))
+        return result
+
+    def label_faces(self, boxes: list[Box | None], probs: np.ndarray) -> list[FacePrediction]:
+        return [
+            FacePrediction(
+                box,
+                self.classes[int(row.argmax())],
+                dict(zip(self.classes, map(float, row), strict=True)),
+            )
+            for box, row in zip(boxes, probs, strict=True)
+        ]
+
+    def predict_files(
+        self, inputs: Iterable[str | Path], detect: bool = True, progress: bool = False
+    ) -> Iterator[ImagePrediction]:
+        """Predictions for files, folders and zips, in input order; bad files carry ``error``.
+
+        Faces from several photos are classified together in batches of ``batch_size``.
+        """
+        pending: list[tuple[ImagePrediction, list[Box | None], np.ndarray]] = []
+        pending_faces = 0
+        items = iter_inputs(inputs)
+        if progress:
+            items = tqdm(items, unit="image", desc="predict")
+        for source, read in items:
+            try:
+                gray = read_photo(read(), source)
+            except DataError as exc:
+                pending.append((ImagePrediction(source, error=str(exc)), [], np.zeros(0)))
+                continue
+            boxes, crops = self.face_crops(gray, detect)
+            pending.append((ImagePrediction(source, size=gray.shape[::-1]), boxes, crops))
+            pending_faces += len(crops)
+            if pending_faces >= self.batch_size:
+                yield from self.finish(pending)
+                pending, pending_faces = [], 0
+        yield from self.finish(pending)
+
+    def finish(
+        self, pending: list[tuple[ImagePrediction, list[Box | None], np.ndarray]]
+    ) -> Iterator[ImagePrediction]:
+        crops = [crops for result, _, crops in pending if not result.error and len(crops)]
+        probs = self.predict_faces(np.concatenate(crops)) if crops else np.zeros((0, 0))
+        start = 0
+        for result, boxes, _ in pending:
+            if not result.error:
+                result.faces = self.label_faces(boxes, probs[start : start + len(boxes)])
+                start += len(boxes)
+            yield result

@@ -1,0 +1,279 @@
+"""Predictor, face detection, ONNX export, the demo server and ``ganpso predict``."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import threading
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from ganpso.classifier import Preprocessing, build_model, save_classifier
+from ganpso.classifier.augment import eval_views
+from ganpso.cli import main
+from ganpso.config import ModelConfig
+from ganpso.emotions import EMOTIONS
+from ganpso.errors import CheckpointError, DataError
+from ganpso.inference import (
+    EmotionPredictor,
+    crop_face,
+    default_model_path,
+    detect_faces,
+    face_views,
+    read_photo,
+)
+from ganpso.inference.server import PredictionServer
+
+# scikit-image's bundled photo of astronaut Eileen Collins: one frontal face
+ASTRONAUT_FACE_CENTRE = (222, 112)  # (x, y) of her face, checked by eye on the 512x512 photo
+
+
+def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    return Image.fromarray(skdata.astronaut())
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    config = ModelConfig(name="vgg_small", width=4, dropout=0.0)
+    model = build_model(config, num_classes=len(EMOTIONS)).eval()
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_classifier(path, model, config, EMOTIONS, Preprocessing())
+    return path
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_checkpoint) -> EmotionPredictor:
+    return EmotionPredictor.from_pretrained(tiny_checkpoint)
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_face_views_equal_the_training_code(tta) -> None:
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    ours = face_views(faces, Preprocessing(), tta)
+    theirs = torch.stack(eval_views(torch.from_numpy(faces), 40, tta)).numpy()
+    assert ours.shape == (10 if tta else 2, 5, 1, 40, 40)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_predict_faces_probabilities_and_batch_invariance(tiny_checkpoint) -> None:
+    faces = np.random.default_rng(1).integers(0, 256, (7, 48, 48), dtype=np.uint8)
+    whole = EmotionPredictor.from_pretrained(tiny_checkpoint, batch_size=256).predict_faces(faces)
+    pieces = EmotionPredictor.from_pretrained(tiny_checkpoint, batch_size=3).predict_faces(faces)
+    assert whole.shape == (7, 7)
+    np.testing.assert_allclose(whole.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(whole, pieces, atol=1e-6)
+
+
+def test_detects_the_astronaut_face(astronaut) -> None:
+    boxes = detect_faces(np.asarray(astronaut.convert("L")))
+    assert len(boxes) == 1
+    box = boxes[0]
+    assert abs(box.x + box.width / 2 - ASTRONAUT_FACE_CENTRE[0]) < 20
+    assert abs(box.y + box.height / 2 - ASTRONAUT_FACE_CENTRE[1]) < 20
+    assert 80 <= box.width <= 160
+
+
+def test_huge_photo_is_downscaled_and_boxes_stay_in_its_coordinates(astronaut) -> None:
+    huge = astronaut.resize((4096, 4096))
+    boxes = detect_faces(np.asarray(huge.convert("L")))
+    assert len(boxes) == 1
+    assert abs(boxes[0].x + boxes[0].width / 2 - 8 * ASTRONAUT_FACE_CENTRE[0]) < 160
+
+
+def test_crop_face_pads_outside_the_photo() -> None:
+    gray = np.full((100, 100), 7, dtype=np.uint8)
+    from ganpso.inference.faces import Box
+
+    crop = crop_face(gray, Box(80, 80, 40, 40), margin=0.5)
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    assert (crop == 7).all()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "CMYK", "P"])
+def test_any_colour_mode_finds_the_face(predictor, astronaut, mode) -> None:
+    image = astronaut.convert(mode)
+    result = predictor.predict_image(encode(image, "JPEG" if mode == "CMYK" else "PNG"), mode)
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    assert face.emotion in EMOTIONS
+    assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_no_face_says_so_and_no_detect_uses_whole_image(predictor) -> None:
+    blank = encode(Image.new("L", (200, 200), 128))
+    assert predictor.predict_image(blank, "blank.png").message == "no face found"
+    result = predictor.predict_image(blank, "blank.png", detect=False)
+    assert len(result.faces) == 1 and result.faces[0].box is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty file"), (b"hello, not an image", "not a readable image")],
+)
+def test_bad_bytes_are_one_line_errors(content, message) -> None:
+    with pytest.raises(DataError, match=f"^bad.jpg: {message}"):
+        read_photo(content, "bad.jpg")
+
+
+def test_truncated_jpeg_is_refused(astronaut) -> None:
+    data = encode(astronaut, "JPEG")
+    with pytest.raises(DataError, match="not a readable image"):
+        read_photo(data[: len(data) // 2], "cut.jpg")
+
+
+def test_batch_with_bad_files_finishes_the_good_ones(predictor, astronaut, tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a_good.png").write_bytes(encode(astronaut))
+    (folder / "b_empty.jpg").write_bytes(b"")
+    (folder / "c_text.png").write_text("not an image")
+    (folder / "notes.txt").write_text("ignored: not an image name")
+    archive = tmp_path / "more.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("inner/face.jpg", encode(astronaut.convert("RGB"), "JPEG"))
+    inputs = [folder, archive, tmp_path / "missing.jpg"]
+    results = list(predictor.predict_files(inputs))
+    names = ["a_good.png", "b_empty.jpg", "c_text.png", "more.zip:inner/face.jpg", "missing.jpg"]
+    assert [r.source.endswith(name) for r, name in zip(results, names, strict=True)] == [True] * 5
+    assert [len(r.faces) for r in results] == [1, 0, 0, 1, 0]
+    assert [r.error is not None for r in results] == [False, True, True, False, True]
+    assert "no such file" in results[-1].error
+
+
+def test_batched_and_single_predictions_agree(tiny_checkpoint, astronaut, tmp_path) -> None:
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(encode(astronaut.rotate(i * 2)))
+    small = EmotionPredictor.from_pretrained(tiny_checkpoint, batch_size=1)
+    large = EmotionPredictor.from_pretrained(tiny_checkpoint, batch_size=256)
+    for a, b in zip(small.predict_files([tmp_path]), large.predict_files([tmp_path]), strict=True):
+        np.testing.assert_allclose(
+            list(a.faces[0].probabilities.values()), list(b.faces[0].probabilities.values()), 1e-5
+        )
+
+
+def test_tampered_checkpoint_is_refused(tiny_checkpoint, tmp_path) -> None:
+    data = bytearray(tiny_checkpoint.read_bytes())
+    data[20:40] = b"#" * 20
+    tampered = tmp_path / "tampered.safetensors"
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="tampered.safetensors"):
+        EmotionPredictor.from_pretrained(tampered)
+
+
+class Payload:
+    """Unpickling this would create ``marker``: loading must never unpickle."""
+
+    marker: Path
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_pickle_disguised_as_checkpoint_executes_nothing(tmp_path) -> None:
+    payload = Payload()
+    payload.marker = tmp_path / "executed"
+    disguised = tmp_path / "evil.safetensors"
+    disguised.write_bytes(pickle.dumps(payload))
+    with pytest.raises(CheckpointError, match="evil.safetensors"):
+        EmotionPredictor.from_pretrained(disguised)
+    assert not payload.marker.exists()
+
+
+def test_onnx_export_matches_pytorch(tiny_checkpoint, tmp_path, astronaut) -> None:
+    from ganpso.inference.export import export_onnx
+
+    out = tmp_path / "model.onnx"
+    report = export_onnx(tiny_checkpoint, out)
+    assert report["max_abs_diff"] <= 1e-4 and out.is_file()
+    torch_predictor = EmotionPredictor.from_pretrained(tiny_checkpoint, tta=True)
+    onnx_predictor = EmotionPredictor.from_pretrained(out, tta=True)
+    assert onnx_predictor.engine.name == "onnx" and onnx_predictor.classes == EMOTIONS
+    photo = encode(astronaut)
+    a = torch_predictor.predict_image(photo).faces[0].probabilities
+    b = onnx_predictor.predict_image(photo).faces[0].probabilities
+    np.testing.assert_allclose(list(a.values()), list(b.values()), atol=1e-4)
+
+
+def test_corrupt_onnx_is_refused(tmp_path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(CheckpointError, match="bad.onnx"):
+        EmotionPredictor.from_pretrained(bad)
+
+
+@pytest.fixture
+def server(predictor):
+    server = PredictionServer(predictor, "127.0.0.1", 0, max_upload_bytes=2_000_000)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_server_page_prediction_and_bad_uploads(server, astronaut) -> None:
+    assert server.server_address[0] == "127.0.0.1"
+    with urllib.request.urlopen(server.url, timeout=30) as response:
+        page = response.read().decode()
+    assert "<canvas" in page and "/api/predict" in page
+    status, answer = post(server.url + "api/predict", encode(astronaut))
+    assert status == 200 and len(answer["faces"]) == 1
+    assert set(answer["faces"][0]["probabilities"]) == set(EMOTIONS)
+    status, answer = post(server.url + "api/predict", b"plain text")
+    assert status == 400 and "not a readable image" in answer["error"]
+    status, answer = post(server.url + "api/predict", bytes(2_000_001))
+    assert status == 413 and "limit" in answer["error"]
+    status, _ = post(server.url + "api/nothing", b"")
+    assert status == 404
+
+
+def test_cli_predict_json_csv_and_exit_code(tiny_checkpoint, astronaut, tmp_path, capsys) -> None:
+    good = tmp_path / "good.png"
+    good.write_bytes(encode(astronaut))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"")
+    assert main(["predict", str(good), "--model", str(tiny_checkpoint), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["source"] == str(good) and len(line["faces"]) == 1
+    code = main(["predict", str(good), str(bad), "--model", str(tiny_checkpoint), "--csv"])
+    captured = capsys.readouterr()
+    rows = captured.out.strip().splitlines()
+    assert code == 2 and rows[0].startswith("source,face,x,y,width,height,emotion,angry")
+    assert len(rows) == 2 and rows[1].startswith(str(good))
+    assert f"error: {bad}: empty file (0 bytes)" in captured.err
+
+
+def test_bundled_model_loads_and_has_a_model_card() -> None:
+    path = default_model_path()
+    assert path.is_file() and path.stat().st_size <= 10 * 1024 * 1024
+    assert (path.parent / "MODEL_CARD.md").is_file()
+    predictor = EmotionPredictor.from_pretrained()
+    assert predictor.classes == EMOTIONS
+    probs = predictor.predict_faces(np.full((2, 48, 48), 120, dtype=np.uint8))
+    assert probs.shape == (2, 7)
