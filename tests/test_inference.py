@@ -132,6 +132,12 @@ def test_bad_bytes_are_one_line_errors(content, message) -> None:
         read_photo(content, "bad.jpg")
 
 
+def test_decompression_bomb_is_refused_by_name(astronaut, monkeypatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # the astronaut has 262,144 pixels
+    with pytest.raises(DataError, match="^bomb.png: image too large to decode safely"):
+        read_photo(encode(astronaut), "bomb.png")
+
+
 def test_truncated_jpeg_is_refused(astronaut) -> None:
     data = encode(astronaut, "JPEG")
     with pytest.raises(DataError, match="not a readable image"):

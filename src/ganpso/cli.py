@@ -7,6 +7,7 @@ on stderr and exit code 2; an interrupted training run says how to resume it.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shlex
 import sys
@@ -147,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except GanpsoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(
             "interrupted; rerun with --resume to continue from the last finished epoch",
@@ -348,6 +352,9 @@ def run_serve(args: argparse.Namespace, command: str) -> int:
     print(f"serving {predictor.model_path} on {server.url} (Ctrl+C stops)")
     try:
         server.serve_forever()
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         pass
     finally:

@@ -23,6 +23,11 @@ def decode_image(data: bytes, name: str, size: int = IMAGE_SIZE) -> np.ndarray:
 
     Non-square images are centre-cropped to a square first; ``name`` only labels errors.
     """
+    return square_resize(open_grayscale(data, name), size)
+
+
+def open_grayscale(data: bytes, name: str) -> Image.Image:
+    """Decode fully (so truncation shows here) into mode L; problems are one-line ``DataError``s."""
     if not data:
         raise DataError(f"{name}: empty file (0 bytes)")
     try:
@@ -30,17 +35,14 @@ def decode_image(data: bytes, name: str, size: int = IMAGE_SIZE) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 image.load()  # truncated files fail here, not later
-                gray = to_grayscale(image)
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ):
-        raise DataError(f"{name}: not a readable image (corrupt or truncated)") from None
-    return square_resize(gray, size)
+                return to_grayscale(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        limit = (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000
+        raise DataError(f"{name}: image too large to decode safely (over {limit} MP)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise DataError(
+            f"{name}: not a readable image (corrupt, truncated or not an image)"
+        ) from None
 
 
 def to_grayscale(image: Image.Image) -> Image.Image:

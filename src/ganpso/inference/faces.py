@@ -6,16 +6,13 @@ Faces are found with the frontal-face Haar cascade that ships inside ``opencv-py
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from ganpso.data.images import to_grayscale
+from ganpso.data.images import open_grayscale
 from ganpso.emotions import IMAGE_SIZE
 from ganpso.errors import DataError
 
@@ -40,26 +37,7 @@ class Box:
 
 def read_photo(data: bytes, name: str) -> np.ndarray:
     """Bytes of any PIL-readable photo -> grayscale uint8 ``(H, W)``; ``name`` labels errors."""
-    if not data:
-        raise DataError(f"{name}: empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
-                gray = to_grayscale(image)
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ):
-        raise DataError(
-            f"{name}: not a readable image (corrupt, truncated or not an image)"
-        ) from None
-    return np.asarray(gray, dtype=np.uint8)
+    return np.asarray(open_grayscale(data, name), dtype=np.uint8)
 
 
 def read_photo_file(path: Path) -> np.ndarray:
