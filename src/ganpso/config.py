@@ -25,6 +25,21 @@ from ganpso.errors import ConfigError
 T = TypeVar("T")
 
 
+class YamlConfig:
+    """What every top-level config can do: load strictly from a dict or YAML, dump to a dict."""
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Self:
+        return _build(cls, raw, "config")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        return cls.from_dict(read_yaml(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass
 class DataConfig:
     """Where the images come from and how they are read (see ``ganpso.data.load_dataset``)."""
@@ -59,7 +74,7 @@ class AugmentConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(YamlConfig):
     """One classifier training run. ``ganpso train --config`` loads this."""
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -83,17 +98,6 @@ class TrainConfig:
     tta: bool = True  # final evaluation averages 5 crops x 2 flips
     eval_batch_size: int = 512
     num_threads: int | None = None  # torch threads; None keeps torch's default
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Self:
-        return _build(cls, raw, "config")
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> Self:
-        return cls.from_dict(read_yaml(path))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -131,6 +135,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ConfigError(f"override {item!r}: {part} is not a section")
         node[leaf] = yaml.safe_load(value)
     return merged
+
+
+def build_config(cls: type[T], raw: Any, where: str) -> T:
+    """Build any config dataclass from a mapping with the checks above (for components' configs)."""
+    return _build(cls, raw, where)
 
 
 def _build(cls: type[T], raw: Any, where: str) -> T:
@@ -184,3 +193,35 @@ def _describe(hint: Any) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@dataclass
+class GanConfig(YamlConfig):
+    """The class-conditional GAN (``ganpso.gan``): networks, optimisation, augmentation, output."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    z_dim: int = 128
+    g_width: int = 16  # generator widths 8w, 4w, 2w, w
+    d_width: int = 16  # discriminator widths w, 2w, 4w, 8w
+    d_spectral_norm: bool = True
+    steps: int = 10_000
+    time_limit_minutes: float | None = None  # stop (and save) early when this is reached
+    batch_size: int = 64
+    lr_g: float = 2e-5  # at equal rates G overpowered D: hinge loss stuck at 2.0, no faces
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.99
+    ema_decay: float = 0.999  # generator weights averaged for sampling
+    ema_start: int = 500  # steps before the average starts (it copies the weights until then)
+    class_sampling: Literal["uniform", "natural"] = "uniform"  # uniform: rare classes as often
+    augment_p: float | None = None  # fixed augmentation probability; None: adaptive (ADA)
+    ada_target: float = 0.6
+    ada_speed_images: int = 100_000  # images for p to move by 1
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["bf16", "fp32"] = "bf16"
+    num_threads: int | None = None
+    log_every: int = 100
+    sample_every: int = 1000  # sample grid (one row per emotion, fixed seeds)
+    checkpoint_every: int = 1000
+    max_rollbacks: int = 3  # NaN/inf losses roll back to the last checkpoint this many times

@@ -103,7 +103,7 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Cla
     )
 
 
-def read_header(path: Path) -> dict[str, Any]:
+def read_header(path: Path, expected: str = FORMAT) -> dict[str, Any]:
     """The JSON header of a ganpso safetensors file, checked for its format tag."""
     try:
         with open(path, "rb") as handle:
@@ -116,8 +116,8 @@ def read_header(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: not a ganpso safetensors checkpoint (unreadable header)"
         ) from None
-    if header.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {header.get('format')!r}")
+    if header.get("format") != expected:
+        raise CheckpointError(f"{path}: expected a {expected} file, found {header.get('format')!r}")
     return header
 
 

@@ -40,14 +40,6 @@ def read_photo(data: bytes, name: str) -> np.ndarray:
     return np.asarray(open_grayscale(data, name), dtype=np.uint8)
 
 
-def read_photo_file(path: Path) -> np.ndarray:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return read_photo(data, str(path))
-
-
 @lru_cache(maxsize=1)
 def face_cascade():  # -> cv2.CascadeClassifier
     import cv2

@@ -160,7 +160,9 @@ class EmotionPredictor:
         crops = [crop_face(gray, box, self.face_margin, size) for box in boxes]
         return list(boxes), np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
 
-    def predict_image(self, data: bytes, source: str = "<image>", detect: bool = True):
+    def predict_image(
+        self, data: bytes, source: str = "<image>", detect: bool = True
+    ) -> ImagePrediction:
         """One photo's bytes -> ``ImagePrediction``; an unreadable file raises ``DataError``."""
         gray = read_photo(data, source)
         boxes, crops = self.face_crops(gray, detect)

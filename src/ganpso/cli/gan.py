@@ -1,0 +1,153 @@
+"""``ganpso gan train | sample | evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from ganpso.cli.classifier import write_run_record
+from ganpso.config import apply_overrides, read_yaml
+from ganpso.emotions import EMOTIONS
+from ganpso.errors import ConfigError
+
+
+def add_gan_commands(commands: Any) -> None:
+    gan = commands.add_parser(
+        "gan",
+        help="train, sample and evaluate the class-conditional GAN",
+        description="The class-conditional GAN that synthesises faces for rare emotions. "
+        "Trained on the Training split only.",
+    )
+    gan_commands = gan.add_subparsers(dest="gan_command", required=True, metavar="GAN_COMMAND")
+    train = gan_commands.add_parser(
+        "train",
+        help="train the GAN (progress per 100 steps, checkpoints, sample grids, --resume)",
+        description="Train on Training. Writes config.yaml, history.jsonl, gan.safetensors, "
+        "gan-state.pt, generator.safetensors and samples/ (one row per emotion) into --out.",
+    )
+    train.add_argument("--config", type=Path, help="YAML config (e.g. configs/gan.yaml)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    train.add_argument("--data", help="dataset (default: the config's)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    train.add_argument("--out", type=Path, required=True, help="run folder")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+
+    sample = gan_commands.add_parser(
+        "sample",
+        help="draw faces of one emotion",
+        description="Draw --n faces of --class from a GAN run folder or generator.safetensors; "
+        "PNG files (default) or one .npz, with a JSON file recording the seed.",
+    )
+    sample.add_argument("generator", type=Path, help="GAN run folder or generator.safetensors")
+    sample.add_argument("--class", dest="emotion", required=True, choices=EMOTIONS)
+    sample.add_argument("--n", type=int, default=100)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--format", choices=("png", "npz"), default="png")
+    sample.add_argument("--out", type=Path, required=True)
+    sample.add_argument("--device", default="cpu")
+
+    evaluate = gan_commands.add_parser(
+        "evaluate",
+        help="FID/KID on classifier features, CAS, memorisation and diversity",
+        description="Judge the generator by numbers: FID and KID on the features of a real-data "
+        "classifier (fake vs PublicTest, beside Training vs PublicTest as the floor), per class; "
+        "the accuracy of a classifier trained only on fakes (CAS) on PublicTest; nearest-"
+        "training-image distances (near-copies); per-class diversity. Writes gan-metrics.json.",
+    )
+    evaluate.add_argument("generator", type=Path, help="GAN run folder or generator.safetensors")
+    evaluate.add_argument(
+        "--classifier",
+        type=Path,
+        help="real-data classifier: run folder or .safetensors (default: the bundled model)",
+    )
+    evaluate.add_argument("--data", default="../shared/data/fer2013.zip")
+    evaluate.add_argument("--per-class", type=int, default=1000, help="fakes per class")
+    evaluate.add_argument("--cas-epochs", type=int, default=12)
+    evaluate.add_argument("--out", type=Path, help="folder for gan-metrics.json (default: run)")
+    evaluate.add_argument("--device", default="auto")
+
+
+def run_gan(args: argparse.Namespace, command: str) -> int:
+    handlers = {"train": run_gan_train, "sample": run_gan_sample, "evaluate": run_gan_evaluate}
+    return handlers[args.gan_command](args, command)
+
+
+def run_gan_train(args: argparse.Namespace, command: str) -> int:
+    from ganpso.config import GanConfig
+    from ganpso.data import load_dataset
+    from ganpso.gan import GanTrainer
+    from ganpso.gan.trainer import resume_config
+
+    if args.resume:
+        config = resume_config(args.out)
+    else:
+        raw: dict[str, Any] = read_yaml(args.config) if args.config else {}
+        overrides = list(args.overrides)
+        for key, value in (
+            ("data.source", args.data),
+            ("seed", args.seed),
+            ("device", args.device),
+        ):
+            if value is not None:
+                overrides.append(f"{key}={value}")
+        config = GanConfig.from_dict(apply_overrides(raw, overrides))
+    if not Path(config.data.source).expanduser().exists():
+        raise ConfigError(f"{config.data.source}: dataset not found (set --data or data.source)")
+    started = time.perf_counter()
+    dataset = load_dataset(config.data)
+    trainer = GanTrainer(config, args.out)
+    result = trainer.fit(dataset["Training"], resume=args.resume)
+    write_run_record(
+        args.out / "run.json",
+        command,
+        describe(trainer.device),
+        time.perf_counter() - started,
+        result["seconds"],
+    )
+    minutes = result["seconds"] / 60
+    print(f"{result['steps']} steps in {minutes:.1f} min; samples: {args.out}/samples.png")
+    return 0
+
+
+def describe(device: Any) -> str:
+    from ganpso.device import describe_device
+
+    return describe_device(device)
+
+
+def run_gan_sample(args: argparse.Namespace, command: str) -> int:
+    from ganpso.gan import load_generator, synthesize, write_samples
+
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n}: must be at least 1")
+    generator, _ = load_generator(args.generator, args.device)
+    label = EMOTIONS.index(args.emotion)
+    faces = synthesize(generator, label, args.n, args.seed)
+    target = write_samples(faces, args.out, label, args.seed, args.format)
+    print(f"wrote {args.n} {args.emotion} faces (seed {args.seed}) to {target}")
+    return 0
+
+
+def run_gan_evaluate(args: argparse.Namespace, command: str) -> int:
+    from ganpso.inference import default_model_path
+    from ganpso.metrics import write_json
+    from ganpso.metrics.gan import evaluate_generator
+
+    out = args.out or (args.generator if args.generator.is_dir() else args.generator.parent)
+    report = evaluate_generator(
+        args.generator,
+        args.classifier or default_model_path(),
+        args.data,
+        per_class=args.per_class,
+        cas_epochs=args.cas_epochs,
+        device=args.device,
+        command=command,
+    )
+    path = out / "gan-metrics.json"
+    write_json(report, path)
+    print(report["summary"])
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,17 @@
+"""Class-conditional GAN for 48x48 faces: networks, augmentation, loss, trainer, sampling."""
+
+from ganpso.gan.checkpoint import load_generator
+from ganpso.gan.networks import Discriminator, Generator
+from ganpso.gan.sample import save_grid, synthesize, write_samples
+from ganpso.gan.trainer import DivergenceError, GanTrainer
+
+__all__ = [
+    "Discriminator",
+    "DivergenceError",
+    "GanTrainer",
+    "Generator",
+    "load_generator",
+    "save_grid",
+    "synthesize",
+    "write_samples",
+]

@@ -1,0 +1,56 @@
+"""Hinge loss for the conditional GAN; the one place where discriminator augmentation happens.
+
+L_D = E[relu(1 - D(aug(x), y))] + E[relu(1 + D(aug(G(z, y)), y))]
+L_G = -E[D(aug(G(z, y)), y)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ganpso.device import autocast
+from ganpso.gan.augment import AdaptiveStrength, augment
+from ganpso.gan.networks import Discriminator, Generator
+
+
+@dataclass
+class PhaseResult:
+    loss: torch.Tensor
+    real_scores: torch.Tensor | None = None
+
+
+class HingeLoss:
+    def __init__(
+        self,
+        generator: Generator,
+        discriminator: Discriminator,
+        strength: AdaptiveStrength,
+        device: torch.device,
+        precision: str,
+        aug_generator: torch.Generator,
+    ) -> None:
+        self.G, self.D, self.strength = generator, discriminator, strength
+        self.device, self.precision, self.aug_generator = device, precision, aug_generator
+
+    def run_D(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        images = augment(images, self.strength.p, self.aug_generator)
+        with autocast(self.device, self.precision):
+            return self.D(images, labels).float()
+
+    def discriminator_phase(
+        self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor
+    ) -> PhaseResult:
+        with torch.no_grad(), autocast(self.device, self.precision):
+            fake = self.G(z, labels).float()
+        scores = self.run_D(torch.cat([real, fake]), torch.cat([labels, labels]))  # one pass
+        real_scores, fake_scores = scores.split(len(labels))
+        loss = F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+        return PhaseResult(loss, real_scores.detach())
+
+    def generator_phase(self, labels: torch.Tensor, z: torch.Tensor) -> PhaseResult:
+        with autocast(self.device, self.precision):
+            fake = self.G(z, labels).float()
+        return PhaseResult(-self.run_D(fake, labels).mean())

@@ -1,0 +1,341 @@
+"""Judging a generator by numbers, with nothing downloaded (no Inception weights exist here).
+
+- FID and KID on the penultimate features (256-d) of a FER classifier trained on real Training
+  images, per class and overall, fake vs PublicTest; a Training subset vs PublicTest beside it
+  is the floor that real data reaches with the same sample sizes.
+- CAS (classification accuracy score): a classifier trained on fakes only, scored on PublicTest,
+  beside the same recipe trained on as many real Training images.
+- Memorisation: each fake's pixel distance to its nearest Training image, against the same
+  distance for PublicTest images (real faces the GAN never saw, FER2013's own duplicates left
+  out). A fake closer than the 1st percentile of those is a near-copy: unseen real faces are that
+  close only 1 % of the time.
+- Diversity: mean pairwise feature distance of fakes over that of real Training images, per
+  class (near 1: as varied as the data; far below: mode collapse).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganpso.classifier.augment import normalize
+from ganpso.classifier.checkpoint import load_classifier
+from ganpso.config import DataConfig, ModelConfig, TrainConfig
+from ganpso.data import FerDataset, Split, load_dataset
+from ganpso.device import describe_device, resolve_device
+from ganpso.emotions import EMOTIONS
+from ganpso.gan import load_generator, synthesize
+
+NEAR_COPY_PERCENTILE = 1.0
+# FER2013 itself repeats faces across splits (4.5 % of PublicTest are exact copies of Training
+# images, 8 % within this distance): they are left out of the reference distribution, or the
+# near-copy threshold would be 0 and catch nothing.
+DUPLICATE_DISTANCE = 1.0
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """FID between feature sets ``(n, d)`` and ``(m, d)``."""
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # tr sqrt(A B) = tr sqrt(sqrt(A) B sqrt(A)): a symmetric PSD form, solved by eigh
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a).clip(min=0)
+    trace_root = np.sqrt(cross).sum()
+    return float(
+        ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
+    )
+
+
+def kernel_inception_distance(
+    a: np.ndarray, b: np.ndarray, subsets: int = 50, subset_size: int = 500, seed: int = 0
+) -> float:
+    """Unbiased MMD^2 with the cubic polynomial kernel, averaged over random subsets (KID)."""
+    rng = np.random.default_rng(seed)
+    size = min(subset_size, len(a), len(b))
+    dim = a.shape[1]
+    values = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), size, replace=False)]
+        y = b[rng.choice(len(b), size, replace=False)]
+        k_xx = (x @ x.T / dim + 1) ** 3
+        k_yy = (y @ y.T / dim + 1) ** 3
+        k_xy = (x @ y.T / dim + 1) ** 3
+        off = size * (size - 1)
+        values.append(
+            (k_xx.sum() - np.trace(k_xx)) / off
+            + (k_yy.sum() - np.trace(k_yy)) / off
+            - 2 * k_xy.mean()
+        )
+    return float(np.mean(values))
+
+
+@torch.no_grad()
+def classifier_features(
+    model: torch.nn.Module, faces: np.ndarray, crop: int, device: torch.device
+) -> np.ndarray:
+    """Pooled penultimate features ``(N, C)`` of the centre crop (fp32 for stable statistics)."""
+    model.eval()
+    margin = (faces.shape[-1] - crop) // 2
+    chunks = []
+    for start in range(0, len(faces), 512):
+        batch = torch.from_numpy(faces[start : start + 512]).to(device)
+        batch = normalize(batch)[:, :, margin : margin + crop, margin : margin + crop]
+        chunks.append(model.head[:-1](model.features(batch)).float().cpu().numpy())
+    return np.concatenate(chunks).astype(np.float64)
+
+
+def nearest_distances(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Euclidean distance (pixels in [0, 1]) from each query image to its nearest reference."""
+    q = torch.from_numpy(queries.reshape(len(queries), -1)).float() / 255
+    r = torch.from_numpy(references.reshape(len(references), -1)).float() / 255
+    r_sq = (r * r).sum(1)
+    out = []
+    for start in range(0, len(q), 1024):
+        chunk = q[start : start + 1024]
+        d2 = (chunk * chunk).sum(1, keepdim=True) - 2 * chunk @ r.T + r_sq
+        out.append(d2.min(1).values.clamp_min(0).sqrt())
+    return torch.cat(out).numpy()
+
+
+def mean_pairwise_distance(features: np.ndarray, limit: int = 500, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    if len(features) > limit:
+        features = features[rng.choice(len(features), limit, replace=False)]
+    t = torch.from_numpy(features)
+    return float(torch.pdist(t).mean())
+
+
+def class_subset(split: Split, label: int, count: int, seed: int) -> np.ndarray:
+    indices = np.flatnonzero(split.labels == label)
+    rng = np.random.default_rng(seed)
+    return split.images[rng.permutation(indices)[:count]]
+
+
+def distribution_scores(
+    fake: dict[int, np.ndarray], floor: dict[int, np.ndarray], real: dict[int, np.ndarray]
+) -> dict[str, Any]:
+    """FID/KID per class and overall (class mix of ``real``) for fakes and for the floor."""
+    per_class = {}
+    for label, name in enumerate(EMOTIONS):
+        per_class[name] = {
+            "n_fake": len(fake[label]),
+            "n_real": len(real[label]),
+            "fid": round(frechet_distance(fake[label], real[label]), 3),
+            "fid_floor": round(frechet_distance(floor[label], real[label]), 3),
+            "kid": round(kernel_inception_distance(fake[label], real[label]), 5),
+            "kid_floor": round(kernel_inception_distance(floor[label], real[label]), 5),
+        }
+    share = np.array([len(real[k]) for k in range(len(EMOTIONS))], dtype=float)
+    share /= share.sum()
+    total = min(len(fake[k]) / share[k] for k in range(len(EMOTIONS)))
+    counts = [int(total * s) for s in share]
+    mixed_fake = np.concatenate([fake[k][:c] for k, c in enumerate(counts)])
+    mixed_floor = np.concatenate([floor[k][: min(c, len(floor[k]))] for k, c in enumerate(counts)])
+    mixed_real = np.concatenate([real[k] for k in range(len(EMOTIONS))])
+    overall = {
+        "n_fake": len(mixed_fake),
+        "n_real": len(mixed_real),
+        "fid": round(frechet_distance(mixed_fake, mixed_real), 3),
+        "fid_floor": round(frechet_distance(mixed_floor, mixed_real), 3),
+        "kid": round(kernel_inception_distance(mixed_fake, mixed_real), 5),
+        "kid_floor": round(kernel_inception_distance(mixed_floor, mixed_real), 5),
+    }
+    return {"per_class": per_class, "overall": overall}
+
+
+def classification_accuracy_score(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    public: Split,
+    epochs: int,
+    device: str,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train the default recipe (width 16) on the given images; score on PublicTest.
+
+    The kept epoch is chosen on PublicTest, which flatters the score slightly; the last epoch's
+    accuracy (no choice made) is reported beside it. Both CAS and its real-data reference are
+    measured the same way.
+    """
+    from ganpso.classifier import fit, predict_proba
+    from ganpso.metrics.classification import classification_metrics
+
+    config = TrainConfig(
+        model=ModelConfig(width=16),
+        epochs=epochs,
+        device=device,
+        seed=seed,
+        tta=False,
+        selection_metric="accuracy",
+    )
+    dataset = FerDataset(
+        {"Training": Split(train_images, train_labels), "PublicTest": public}, "cas"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        result = fit(config, dataset, Path(folder) / "cas", log=lambda _: None)
+        best = load_classifier(Path(folder) / "cas" / "best.safetensors")
+    probs = predict_proba(
+        best.model,
+        public.images,
+        crop=config.augment.crop,
+        tta=False,
+        device=resolve_device(device),
+        precision=config.precision,
+    )
+    report = classification_metrics(public.labels, probs.argmax(1))
+    return {
+        "accuracy": round(report["accuracy"], 4),
+        "macro_f1": round(report["macro"]["f1"], 4),
+        "accuracy_last_epoch": round(result.history[-1]["val/accuracy"], 4),
+        "best_epoch": result.best_epoch,
+        "per_class_recall": {
+            name: round(row["recall"], 4) for name, row in report["per_class"].items()
+        },
+        "train_images": len(train_labels),
+        "epochs": epochs,
+    }
+
+
+def evaluate_generator(
+    generator_path: Path,
+    classifier_path: Path,
+    data: str,
+    *,
+    per_class: int = 1000,
+    cas_epochs: int = 12,
+    device: str = "auto",
+    command: str = "",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every number above for one generator, as a JSON-able report with a one-line summary."""
+    started = time.perf_counter()
+    torch_device = resolve_device(device)
+    generator, header = load_generator(generator_path, torch_device)
+    checkpoint = load_classifier(
+        classifier_path / "best.safetensors" if classifier_path.is_dir() else classifier_path,
+        torch_device,
+    )
+    dataset = load_dataset(DataConfig(source=data))
+    train, public = dataset["Training"], dataset["PublicTest"]
+    fakes = {k: synthesize(generator, k, per_class, seed=seed + k) for k in range(len(EMOTIONS))}
+    floors = {k: class_subset(train, k, per_class, seed) for k in range(len(EMOTIONS))}
+    reals = {k: public.images[public.labels == k] for k in range(len(EMOTIONS))}
+
+    def features(images: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        crop = checkpoint.preprocessing.crop
+        return {
+            k: classifier_features(checkpoint.model, v, crop, torch_device)
+            for k, v in images.items()
+        }
+
+    fake_f, floor_f, real_f = features(fakes), features(floors), features(reals)
+    scores = distribution_scores(fake_f, floor_f, real_f)
+
+    fake_images = np.concatenate([fakes[k] for k in range(len(EMOTIONS))])
+    fake_labels = np.repeat(np.arange(len(EMOTIONS)), per_class)
+    floor_images = np.concatenate([floors[k] for k in range(len(EMOTIONS))])
+    floor_labels = np.concatenate([np.full(len(floors[k]), k) for k in range(len(EMOTIONS))])
+    cas = classification_accuracy_score(fake_images, fake_labels, public, cas_epochs, device)
+    cas_real = classification_accuracy_score(floor_images, floor_labels, public, cas_epochs, device)
+
+    real_nn = nearest_distances(public.images, train.images)
+    duplicates = real_nn < DUPLICATE_DISTANCE
+    threshold = float(np.percentile(real_nn[~duplicates], NEAR_COPY_PERCENTILE))
+    fake_nn = nearest_distances(fake_images, train.images)
+    memorisation = {
+        "threshold": round(threshold, 4),
+        "threshold_definition": f"{NEAR_COPY_PERCENTILE}th percentile of PublicTest-to-Training "
+        "nearest-neighbour pixel distances (pixels in [0, 1], 48x48), PublicTest images that "
+        f"duplicate a Training image (distance < {DUPLICATE_DISTANCE}) left out",
+        "publictest_duplicating_training": round(float(duplicates.mean()), 4),
+        "median_nn_distance_fake": round(float(np.median(fake_nn)), 4),
+        "median_nn_distance_publictest": round(float(np.median(real_nn)), 4),
+        "near_copy_fraction": round(float((fake_nn < threshold).mean()), 5),
+        "near_copy_fraction_per_class": {
+            name: round(float((fake_nn[fake_labels == k] < threshold).mean()), 5)
+            for k, name in enumerate(EMOTIONS)
+        },
+    }
+    diversity = {
+        name: round(mean_pairwise_distance(fake_f[k]) / mean_pairwise_distance(floor_f[k]), 4)
+        for k, name in enumerate(EMOTIONS)
+    }
+    return build_report(
+        scores,
+        cas,
+        cas_real,
+        memorisation,
+        diversity,
+        header,
+        locals_for_report(
+            generator_path, classifier_path, per_class, torch_device, started, command
+        ),
+    )
+
+
+def locals_for_report(
+    generator_path: Path,
+    classifier_path: Path,
+    per_class: int,
+    device: torch.device,
+    started: float,
+    command: str,
+) -> dict[str, Any]:
+    return {
+        "generator": str(generator_path),
+        "classifier": str(classifier_path),
+        "fakes_per_class": per_class,
+        "device": describe_device(device),
+        "seconds": round(time.perf_counter() - started, 1),
+        "command": command,
+    }
+
+
+def build_report(
+    scores: dict[str, Any],
+    cas: dict[str, Any],
+    cas_real: dict[str, Any],
+    memorisation: dict[str, Any],
+    diversity: dict[str, float],
+    header: dict[str, Any],
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    per_class = scores["per_class"]
+    others = [name for name in EMOTIONS if name != "disgust"]
+    disgust_kid_ratio = per_class["disgust"]["kid"] / np.mean([per_class[n]["kid"] for n in others])
+    disgust_fid_ratio = per_class["disgust"]["fid"] / np.mean([per_class[n]["fid"] for n in others])
+    targets = {
+        "cas_accuracy_at_least_0.45": cas["accuracy"] >= 0.45,
+        "disgust_kid_within_2x_of_other_classes_mean": bool(disgust_kid_ratio <= 2),
+        "disgust_fid_within_2x_of_other_classes_mean": bool(disgust_fid_ratio <= 2),
+        "near_copy_fraction_at_most_0.01": memorisation["near_copy_fraction"] <= 0.01,
+    }
+    summary = (
+        f"FID {scores['overall']['fid']:.2f} (floor {scores['overall']['fid_floor']:.2f}), "
+        f"KID {scores['overall']['kid']:.4f} (floor {scores['overall']['kid_floor']:.4f}); "
+        f"CAS {cas['accuracy']:.3f} (real-data recipe {cas_real['accuracy']:.3f}); "
+        f"near-copies {memorisation['near_copy_fraction']:.2%}; "
+        f"disgust FID/KID vs others {disgust_fid_ratio:.2f}x/{disgust_kid_ratio:.2f}x"
+    )
+    return {
+        "generator_step": header.get("step"),
+        "features": "penultimate layer (global average pool) of the real-data classifier",
+        "fid_kid": scores,
+        "cas": cas,
+        "cas_real_reference": cas_real,
+        "memorisation": memorisation,
+        "diversity_ratio_fake_over_real": diversity,
+        "disgust_vs_other_classes": {
+            "fid_ratio": round(float(disgust_fid_ratio), 3),
+            "kid_ratio": round(float(disgust_kid_ratio), 3),
+        },
+        "targets_met": targets,
+        "summary": summary,
+        **context,
+    }

@@ -1,0 +1,225 @@
+"""The conditional GAN: network contracts, augmentation, training steps, checkpoints, metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+
+from factories import tiny_dataset
+from ganpso.cli import main
+from ganpso.config import DataConfig, GanConfig
+from ganpso.emotions import EMOTIONS
+from ganpso.gan import (
+    Discriminator,
+    DivergenceError,
+    GanTrainer,
+    Generator,
+    load_generator,
+    synthesize,
+)
+from ganpso.gan.augment import AdaptiveStrength, augment, cutout, translate
+from ganpso.gan.checkpoint import save_generator
+from ganpso.metrics.gan import frechet_distance, kernel_inception_distance, nearest_distances
+
+
+def tiny_config(**changes) -> GanConfig:
+    values = {
+        "data": DataConfig(source="synthetic", cache_dir=None),
+        "z_dim": 16,
+        "g_width": 4,
+        "d_width": 4,
+        "steps": 4,
+        "batch_size": 8,
+        "precision": "fp32",
+        "device": "cpu",
+        "log_every": 2,
+        "sample_every": 2,
+        "checkpoint_every": 2,
+        "ema_start": 1,
+    }
+    return GanConfig(**{**values, **changes})
+
+
+def test_shapes_and_range_per_class() -> None:
+    torch.manual_seed(0)
+    G, D = Generator(z_dim=16, width=4), Discriminator(width=4)
+    for label in range(len(EMOTIONS)):
+        y = torch.full((3,), label)
+        faces = G(torch.randn(3, 16), y)
+        assert faces.shape == (3, 1, 48, 48)
+        assert faces.min() >= -1 and faces.max() <= 1
+        assert D(faces, y).shape == (3,)
+
+
+def test_every_parameter_gets_a_gradient() -> None:
+    torch.manual_seed(0)
+    G, D = Generator(z_dim=16, width=4), Discriminator(width=4)
+    y = torch.arange(7)
+    D(G(torch.randn(7, 16), y), y).mean().backward()
+    for name, parameter in [*G.named_parameters(), *D.named_parameters()]:
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_translate_and_cutout() -> None:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 1, 48, 48) + 0.5  # strictly positive: zeros mark the fill
+    assert torch.equal(translate(images, 0.0, generator), images)
+    shifted = translate(images, 1.0, generator)
+    assert shifted.shape == images.shape
+    holes = cutout(images, 1.0, generator)
+    zeros = (holes == 0).flatten(1).sum(1)
+    assert (zeros > 0).all() and (zeros <= 24 * 24).all()
+
+
+def test_augmentation_is_differentiable() -> None:
+    images = torch.rand(4, 1, 48, 48, requires_grad=True)
+    augment(images, 1.0, torch.Generator().manual_seed(0)).sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+
+
+def test_adaptive_strength_rises_when_d_is_sure_of_reals() -> None:
+    strength = AdaptiveStrength(target=0.6, interval=2, speed_images=100)
+    for _ in range(4):
+        strength.update(torch.ones(10))
+    assert strength.p > 0
+    for _ in range(20):
+        strength.update(-torch.ones(10))
+    assert strength.p == 0
+
+
+def test_augmentation_reaches_real_and_fake(tmp_path, monkeypatch) -> None:
+    trainer = GanTrainer(tiny_config(augment_p=1.0), tmp_path, log=lambda _: None)
+    trainer.prepare_data(tiny_dataset(per_class=3)["Training"])
+    seen: list[torch.Tensor] = []
+    original = trainer.D.forward
+
+    def spy(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.append(x.detach())
+        return original(x, y)
+
+    monkeypatch.setattr(trainer.D, "forward", spy)
+    real, labels = trainer.sample_batch()
+    trainer.loss.discriminator_phase(real, labels, trainer.latent(len(labels)))
+    trainer.loss.generator_phase(labels, trainer.latent(len(labels)))
+    d_input, g_input = seen
+    assert d_input.shape[0] == 2 * len(labels)  # reals and fakes in one pass
+    assert not torch.allclose(d_input[: len(labels)], real)  # reals were augmented
+    with torch.no_grad():
+        assert (d_input[len(labels) :] == 0).any()  # cutout reached the fakes
+    assert (g_input == 0).any()
+
+
+def test_two_steps_finite_losses_and_outputs(tmp_path) -> None:
+    trainer = GanTrainer(tiny_config(steps=2), tmp_path, log=lambda _: None)
+    trainer.fit(tiny_dataset(per_class=3)["Training"])
+    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert rows and all(np.isfinite(rows[-1][k]) for k in ("gan/loss_d", "gan/loss_g"))
+    for name in ("config.yaml", "gan.safetensors", "gan-state.pt", "generator.safetensors"):
+        assert (tmp_path / name).is_file()
+    assert (tmp_path / "samples.png").is_file() and (tmp_path / "samples" / "000002.png").is_file()
+
+
+def test_resume_continues_from_the_saved_step(tmp_path) -> None:
+    split = tiny_dataset(per_class=3)["Training"]
+    whole = GanTrainer(tiny_config(steps=4), tmp_path / "whole", log=lambda _: None)
+    whole.fit(split)
+    first = GanTrainer(tiny_config(steps=2), tmp_path / "resumed", log=lambda _: None)
+    first.fit(split)
+    second = GanTrainer(tiny_config(steps=4), tmp_path / "resumed", log=lambda _: None)
+    second.fit(split, resume=True)
+    assert second.step == 4
+    pairs = zip(whole.G_ema.state_dict().values(), second.G_ema.state_dict().values(), strict=True)
+    for a, b in pairs:
+        torch.testing.assert_close(a, b)
+
+
+def test_divergence_rolls_back_then_stops(tmp_path, monkeypatch) -> None:
+    trainer = GanTrainer(tiny_config(steps=6, max_rollbacks=2), tmp_path, log=lambda _: None)
+    split = tiny_dataset(per_class=3)["Training"]
+    calls = {"n": 0}
+    step = trainer.train_step
+
+    def failing_after_two() -> dict[str, float]:
+        calls["n"] += 1
+        stats = step()
+        return stats if calls["n"] <= 2 else {**stats, "loss_d": float("nan")}
+
+    monkeypatch.setattr(trainer, "train_step", failing_after_two)
+    with pytest.raises(DivergenceError, match="diverged at step 2"):
+        trainer.fit(split)
+    assert trainer.rollbacks == 3
+
+
+def test_generator_save_load_same_samples(tmp_path) -> None:
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, width=4).eval()
+    save_generator(tmp_path / "generator.safetensors", G, tiny_config(), step=7)
+    loaded, header = load_generator(tmp_path)
+    assert header["step"] == 7
+    a, b = synthesize(G, 1, 5, seed=3), synthesize(loaded, 1, 5, seed=3)
+    assert a.dtype == np.uint8 and a.shape == (5, 48, 48)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, synthesize(loaded, 1, 5, seed=4))
+
+
+def test_cli_sample_and_bad_checkpoint(tmp_path, capsys) -> None:
+    torch.manual_seed(0)
+    save_generator(tmp_path / "generator.safetensors", Generator(16, 4).eval(), tiny_config(), 1)
+    out = tmp_path / "faces"
+    args = ["gan", "sample", str(tmp_path), "--class", "disgust", "--n", "3", "--out", str(out)]
+    assert main([*args, "--seed", "5"]) == 0
+    assert len(list(out.glob("disgust-seed5-*.png"))) == 3
+    assert json.loads((out / "disgust-seed5.json").read_text())["seed"] == 5
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["gan", "sample", str(bad), "--class", "happy", "--out", str(out)]) == 2
+    assert "bad.safetensors: not a ganpso safetensors checkpoint" in capsys.readouterr().err
+
+
+def test_frechet_distance_matches_scipy_sqrtm() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(400, 6)), rng.normal(0.3, 1.5, size=(300, 6))
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = np.real(linalg.sqrtm(cov_a @ cov_b))
+    expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+
+
+def test_kid_near_zero_for_same_distribution() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(600, 8)), rng.normal(size=(600, 8))
+    shifted = rng.normal(0.5, 1, size=(600, 8))
+    same = kernel_inception_distance(a, b, subsets=20, subset_size=300)
+    different = kernel_inception_distance(a, shifted, subsets=20, subset_size=300)
+    assert abs(same) < 0.02 < different
+
+
+def test_nearest_distances_match_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    queries = rng.integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    references = rng.integers(0, 256, (9, 48, 48), dtype=np.uint8)
+    references[4] = queries[2]
+    flat_q = queries.reshape(5, -1) / 255
+    flat_r = references.reshape(9, -1) / 255
+    expected = np.sqrt(((flat_q[:, None] - flat_r[None]) ** 2).sum(-1)).min(1)
+    np.testing.assert_allclose(nearest_distances(queries, references), expected, atol=1e-3)
+    assert nearest_distances(queries, references)[2] == pytest.approx(0, abs=1e-3)
+
+
+def test_unknown_class_is_refused(tmp_path, capsys) -> None:
+    args = ["gan", "sample", str(tmp_path), "--class", "bored", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "invalid choice: 'bored'" in capsys.readouterr().err
+
+
+def test_gan_config_rejects_unknown_keys() -> None:
+    from ganpso.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown key"):
+        GanConfig.from_dict({"stepz": 3})
