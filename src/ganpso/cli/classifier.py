@@ -66,14 +66,18 @@ def add_classifier_commands(commands: Any) -> None:
 
 
 def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
+    extra = ["data.skip_bad_images=true"] if args.skip_bad_images else []
+    return TrainConfig.from_dict(raw_config(args, extra))
+
+
+def raw_config(args: argparse.Namespace, extra: list[str] | None = None) -> dict[str, Any]:
+    """``--config`` YAML with ``--set`` and the ``--data/--seed/--device`` flags applied."""
     raw: dict[str, Any] = read_yaml(args.config) if args.config else {}
-    overrides = list(args.overrides)
-    if args.skip_bad_images:
-        overrides.append("data.skip_bad_images=true")
+    overrides = [*args.overrides, *(extra or [])]
     for key, value in (("data.source", args.data), ("seed", args.seed), ("device", args.device)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    return TrainConfig.from_dict(apply_overrides(raw, overrides))
+    return apply_overrides(raw, overrides)
 
 
 def run_train(args: argparse.Namespace, command: str) -> int:

@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ganpso.cli.classifier import write_run_record
-from ganpso.config import apply_overrides, read_yaml
+from ganpso.cli.classifier import raw_config, write_run_record
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import ConfigError
 
@@ -81,19 +80,7 @@ def run_gan_train(args: argparse.Namespace, command: str) -> int:
     from ganpso.gan import GanTrainer
     from ganpso.gan.trainer import resume_config
 
-    if args.resume:
-        config = resume_config(args.out)
-    else:
-        raw: dict[str, Any] = read_yaml(args.config) if args.config else {}
-        overrides = list(args.overrides)
-        for key, value in (
-            ("data.source", args.data),
-            ("seed", args.seed),
-            ("device", args.device),
-        ):
-            if value is not None:
-                overrides.append(f"{key}={value}")
-        config = GanConfig.from_dict(apply_overrides(raw, overrides))
+    config = resume_config(args.out) if args.resume else GanConfig.from_dict(raw_config(args))
     if not Path(config.data.source).expanduser().exists():
         raise ConfigError(f"{config.data.source}: dataset not found (set --data or data.source)")
     started = time.perf_counter()
