@@ -77,6 +77,7 @@ def run_gan(args: argparse.Namespace, command: str) -> int:
 def run_gan_train(args: argparse.Namespace, command: str) -> int:
     from ganpso.config import GanConfig
     from ganpso.data import load_dataset
+    from ganpso.device import describe_device
     from ganpso.gan import GanTrainer
     from ganpso.gan.trainer import resume_config
 
@@ -90,19 +91,13 @@ def run_gan_train(args: argparse.Namespace, command: str) -> int:
     write_run_record(
         args.out / "run.json",
         command,
-        describe(trainer.device),
+        describe_device(trainer.device),
         time.perf_counter() - started,
         result["seconds"],
     )
     minutes = result["seconds"] / 60
     print(f"{result['steps']} steps in {minutes:.1f} min; samples: {args.out}/samples.png")
     return 0
-
-
-def describe(device: Any) -> str:
-    from ganpso.device import describe_device
-
-    return describe_device(device)
 
 
 def run_gan_sample(args: argparse.Namespace, command: str) -> int:

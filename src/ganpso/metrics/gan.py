@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganpso.classifier.augment import normalize
+from ganpso.classifier.augment import eval_views
 from ganpso.classifier.checkpoint import load_classifier
 from ganpso.config import DataConfig, ModelConfig, TrainConfig
 from ganpso.data import FerDataset, Split, load_dataset
@@ -81,11 +81,10 @@ def classifier_features(
 ) -> np.ndarray:
     """Pooled penultimate features ``(N, C)`` of the centre crop (fp32 for stable statistics)."""
     model.eval()
-    margin = (faces.shape[-1] - crop) // 2
     chunks = []
     for start in range(0, len(faces), 512):
         batch = torch.from_numpy(faces[start : start + 512]).to(device)
-        batch = normalize(batch)[:, :, margin : margin + crop, margin : margin + crop]
+        batch = eval_views(batch, crop, tta=False)[0]  # the centre crop, as evaluation sees it
         chunks.append(model.head[:-1](model.features(batch)).float().cpu().numpy())
     return np.concatenate(chunks).astype(np.float64)
 
@@ -266,35 +265,15 @@ def evaluate_generator(
         name: round(mean_pairwise_distance(fake_f[k]) / mean_pairwise_distance(floor_f[k]), 4)
         for k, name in enumerate(EMOTIONS)
     }
-    return build_report(
-        scores,
-        cas,
-        cas_real,
-        memorisation,
-        diversity,
-        header,
-        locals_for_report(
-            generator_path, classifier_path, per_class, torch_device, started, command
-        ),
-    )
-
-
-def locals_for_report(
-    generator_path: Path,
-    classifier_path: Path,
-    per_class: int,
-    device: torch.device,
-    started: float,
-    command: str,
-) -> dict[str, Any]:
-    return {
+    context = {
         "generator": str(generator_path),
         "classifier": str(classifier_path),
         "fakes_per_class": per_class,
-        "device": describe_device(device),
+        "device": describe_device(torch_device),
         "seconds": round(time.perf_counter() - started, 1),
         "command": command,
     }
+    return build_report(scores, cas, cas_real, memorisation, diversity, header, context)
 
 
 def build_report(
