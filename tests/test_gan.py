@@ -59,9 +59,43 @@ def test_every_parameter_gets_a_gradient() -> None:
     torch.manual_seed(0)
     G, D = Generator(z_dim=16, width=4), Discriminator(width=4)
     y = torch.arange(7)
-    D(G(torch.randn(7, 16), y), y).mean().backward()
+    scores, logits = D.scores_and_logits(G(torch.randn(7, 16), y), y)
+    (scores.mean() + torch.nn.functional.cross_entropy(logits, y)).backward()
     for name, parameter in [*G.named_parameters(), *D.named_parameters()]:
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_class_changes_the_face_from_the_first_step() -> None:
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, width=4).eval()
+    z = torch.randn(1, 16).repeat(7, 1)
+    faces = G(z, torch.arange(7))
+    assert all(not torch.allclose(faces[0], faces[k]) for k in range(1, 7))
+
+
+def test_auxiliary_class_loss_is_added_to_both_players() -> None:
+    from ganpso.gan.augment import AdaptiveStrength
+    from ganpso.gan.loss import HingeLoss
+
+    def losses(weight: float) -> tuple[float, float]:
+        torch.manual_seed(0)
+        G, D = Generator(z_dim=16, width=4), Discriminator(width=4)
+        loss = HingeLoss(
+            G,
+            D,
+            AdaptiveStrength(0.6, 1000),
+            torch.device("cpu"),
+            "fp32",
+            torch.Generator().manual_seed(0),
+            ac_weight=weight,
+        )
+        y, z = torch.arange(7), torch.randn(7, 16)
+        real = torch.rand(7, 1, 48, 48) * 2 - 1
+        d = loss.discriminator_phase(real, y, z).loss.item()
+        return d, loss.generator_phase(y, z).loss.item()
+
+    plain, with_class = losses(0.0), losses(1.0)
+    assert with_class[0] > plain[0] and with_class[1] > plain[1]  # cross-entropy is positive
 
 
 def test_translate_and_cutout() -> None:
@@ -95,13 +129,13 @@ def test_augmentation_reaches_real_and_fake(tmp_path, monkeypatch) -> None:
     trainer = GanTrainer(tiny_config(augment_p=1.0), tmp_path, log=lambda _: None)
     trainer.prepare_data(tiny_dataset(per_class=3)["Training"])
     seen: list[torch.Tensor] = []
-    original = trainer.D.forward
+    original = trainer.D.scores_and_logits
 
-    def spy(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def spy(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         seen.append(x.detach())
         return original(x, y)
 
-    monkeypatch.setattr(trainer.D, "forward", spy)
+    monkeypatch.setattr(trainer.D, "scores_and_logits", spy)
     real, labels = trainer.sample_batch()
     trainer.loss.discriminator_phase(real, labels, trainer.latent(len(labels)))
     trainer.loss.generator_phase(labels, trainer.latent(len(labels)))

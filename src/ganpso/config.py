@@ -74,12 +74,30 @@ class AugmentConfig:
 
 
 @dataclass
+class SyntheticConfig:
+    """GAN faces added to Training before the classifier trains (``ganpso.pipeline.balance``).
+
+    Each class is topped up to ``ratio`` x the largest class's real count (``class_ratios``
+    overrides it per class); a class already above that gets nothing.
+    """
+
+    generator: str | None = None  # generator.safetensors; None: real images only
+    ratio: float = 0.0
+    class_ratios: dict[str, float] = field(default_factory=dict)  # e.g. {disgust: 0.5}
+    filter_confidence: float = 0.0  # keep fakes whose own class gets >= this probability
+    filter_classifier: str | None = None  # classifier for the filter; None: the bundled model
+    weight: float = 1.0  # loss weight of a synthetic image (a real one weighs 1)
+    seed: int = 0  # latent draws: same seed, same faces
+
+
+@dataclass
 class TrainConfig(YamlConfig):
     """One classifier training run. ``ganpso train --config`` loads this."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["bf16", "fp32"] = "bf16"  # autocast dtype for forward passes
@@ -204,6 +222,7 @@ class GanConfig(YamlConfig):
     g_width: int = 16  # generator widths 8w, 4w, 2w, w
     d_width: int = 16  # discriminator widths w, 2w, 4w, 8w
     d_spectral_norm: bool = True
+    ac_weight: float = 1.0  # auxiliary class loss (0: projection only, which ignored the class)
     steps: int = 10_000
     time_limit_minutes: float | None = None  # stop (and save) early when this is reached
     batch_size: int = 64
@@ -225,3 +244,68 @@ class GanConfig(YamlConfig):
     sample_every: int = 1000  # sample grid (one row per emotion, fixed seeds)
     checkpoint_every: int = 1000
     max_rollbacks: int = 3  # NaN/inf losses roll back to the last checkpoint this many times
+
+
+@dataclass
+class FidelityConfig:
+    """How cheaply the search scores one particle (``ganpso.pipeline.objective``)."""
+
+    epochs: int = 1  # fine-tuning epochs from the shared real-data classifier
+    real_fraction: float = 0.5  # stratified share of Training used
+    lr_scale: float = 0.1  # fine-tuning starts from trained weights: a tenth of the peak lr
+    seed: int = 0
+
+
+@dataclass
+class SearchConfig(YamlConfig):
+    """``ganpso search``: what is searched, by which optimizer, evaluated where and how cheaply.
+
+    ``space`` maps dotted ``TrainConfig`` keys to parameter specs (``ganpso.search.space``);
+    ``pso`` holds ``PSOConfig`` fields.
+    """
+
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)
+    optimizer: Literal["pso", "random", "tpe"] = "pso"
+    pso: dict[str, Any] = field(default_factory=dict)
+    iterations: int = 8
+    batch_size: int = 10  # particles per iteration (the swarm size for PSO)
+    seed: int = 0
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    pool_factor: int = 2  # candidates drawn per fake the largest ratio needs (room for the filter)
+    executor: Literal["sequential", "process", "ray"] = "sequential"
+    workers: int = 1
+    threads_per_worker: int | None = None
+    ray_address: str | None = None
+    gpus_per_worker: float = 0.0
+
+
+@dataclass
+class GanMetricsConfig:
+    """The GAN quality stage of ``ganpso run`` (``ganpso.metrics.gan``)."""
+
+    enabled: bool = True
+    per_class: int = 1000  # fakes per class for FID/KID, CAS and near-copies
+    cas_epochs: int = 12
+
+
+@dataclass
+class RunConfig(YamlConfig):
+    """``ganpso run``: one profile of the whole method, stage by stage.
+
+    ``data``, ``seed`` and ``device`` are set once here and copied into every stage's config.
+    ``classifier`` is both the real-data classifier's recipe and the base of the final training,
+    which adds the searched settings and the GAN's faces.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = 0
+    device: str = "auto"
+    classifier: TrainConfig = field(default_factory=TrainConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    gan_metrics: GanMetricsConfig = field(default_factory=GanMetricsConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    def __post_init__(self) -> None:
+        for stage in (self.classifier, self.gan):
+            stage.data, stage.seed, stage.device = self.data, self.seed, self.device
+        self.search.seed = self.seed

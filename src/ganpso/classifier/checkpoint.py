@@ -8,8 +8,6 @@ Files are written to a temporary name and renamed, so a crash never leaves half 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from ganpso.classifier.models import build_model
 from ganpso.config import ModelConfig
 from ganpso.emotions import IMAGE_SIZE
 from ganpso.errors import CheckpointError, ConfigError
+from ganpso.files import atomic_write
 
 METADATA_KEY = "ganpso"
 FORMAT = "ganpso-classifier/1"
@@ -119,23 +118,3 @@ def read_header(path: Path, expected: str = FORMAT) -> dict[str, Any]:
     if header.get("format") != expected:
         raise CheckpointError(f"{path}: expected a {expected} file, found {header.get('format')!r}")
     return header
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give what open() would
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

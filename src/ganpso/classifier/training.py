@@ -86,6 +86,7 @@ def train_one_epoch(
     model.train()
     images = torch.from_numpy(split.images)  # (N, 48, 48) uint8, stays on the CPU
     labels = torch.from_numpy(split.labels)
+    sample_weights = None if split.weights is None else torch.from_numpy(split.weights)
     order = epoch_order(labels, config.sampling, generator)
     weights = loss_weights.to(device) if loss_weights is not None else None
     total_loss, correct, seen = 0.0, 0, 0
@@ -100,8 +101,14 @@ def train_one_epoch(
         with autocast(device, config.precision):
             logits = model(batch)
         loss = F.cross_entropy(
-            logits.float(), target, weight=weights, label_smoothing=config.label_smoothing
+            logits.float(),
+            target,
+            weight=weights,
+            label_smoothing=config.label_smoothing,
+            reduction="mean" if sample_weights is None else "none",
         )
+        if sample_weights is not None:
+            loss = (loss * sample_weights[index].to(device)).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -188,6 +195,10 @@ def fit(
     generator = torch.Generator().manual_seed(config.seed)
 
     train, val = dataset["Training"], dataset["PublicTest"]
+    if config.synthetic.generator:
+        from ganpso.pipeline.balance import add_synthetic  # the pipeline builds on this module
+
+        train = add_synthetic(train, config.synthetic, device, log)
     model = build_model(config.model).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -16,6 +16,13 @@ import ganpso
 from ganpso.cli.classifier import add_classifier_commands, run_evaluate, run_train
 from ganpso.cli.gan import add_gan_commands, run_gan
 from ganpso.cli.inference import add_inference_commands, run_export, run_predict, run_serve
+from ganpso.cli.pipeline import (
+    add_pipeline_commands,
+    run_compare,
+    run_report,
+    run_run,
+    run_search_command,
+)
 from ganpso.errors import GanpsoError
 
 DESCRIPTION = """\
@@ -31,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_commands(commands)
     add_inference_commands(commands)
     add_gan_commands(commands)
+    add_pipeline_commands(commands)
     return parser
 
 
@@ -48,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             "export": run_export,
             "serve": run_serve,
             "gan": run_gan,
+            "run": run_run,
+            "search": run_search_command,
+            "compare": run_compare,
+            "report": run_report,
         }
         return handlers[args.command](args, command)
     except GanpsoError as exc:

@@ -11,10 +11,15 @@ from ganpso.emotions import EMOTIONS, SPLITS
 
 @dataclass(frozen=True)
 class Split:
-    """One split: faces ``(N, 48, 48)`` uint8 and labels ``(N,)`` int64 indexing EMOTIONS."""
+    """One split: faces ``(N, 48, 48)`` uint8 and labels ``(N,)`` int64 indexing EMOTIONS.
+
+    ``weights`` (float32 ``(N,)``), when present, scales each image's training loss: synthetic
+    images added by the GAN carry a weight below 1.
+    """
 
     images: np.ndarray
     labels: np.ndarray
+    weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)

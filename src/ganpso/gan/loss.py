@@ -1,7 +1,10 @@
 """Hinge loss for the conditional GAN; the one place where discriminator augmentation happens.
 
-L_D = E[relu(1 - D(aug(x), y))] + E[relu(1 + D(aug(G(z, y)), y))]
-L_G = -E[D(aug(G(z, y)), y)]
+L_D = E[relu(1 - D(aug(x), y))] + E[relu(1 + D(aug(G(z, y)), y))] + a * CE(C(aug(x)), y)
+L_G = -E[D(aug(G(z, y)), y)] + a * CE(C(aug(G(z, y))), y)
+
+``C`` is D's auxiliary class head and ``a`` the ``ac_weight``. The head learns from real images
+only, so it cannot learn to label G's mistakes.
 """
 
 from __future__ import annotations
@@ -31,26 +34,38 @@ class HingeLoss:
         device: torch.device,
         precision: str,
         aug_generator: torch.Generator,
+        ac_weight: float = 0.0,
     ) -> None:
         self.G, self.D, self.strength = generator, discriminator, strength
         self.device, self.precision, self.aug_generator = device, precision, aug_generator
+        self.ac_weight = ac_weight
 
-    def run_D(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def run_D(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         images = augment(images, self.strength.p, self.aug_generator)
         with autocast(self.device, self.precision):
-            return self.D(images, labels).float()
+            scores, logits = self.D.scores_and_logits(images, labels)
+        return scores.float(), logits.float()
+
+    def class_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if not self.ac_weight:
+            return logits.new_zeros(())
+        return self.ac_weight * F.cross_entropy(logits, labels)
 
     def discriminator_phase(
         self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor
     ) -> PhaseResult:
         with torch.no_grad(), autocast(self.device, self.precision):
             fake = self.G(z, labels).float()
-        scores = self.run_D(torch.cat([real, fake]), torch.cat([labels, labels]))  # one pass
+        scores, logits = self.run_D(torch.cat([real, fake]), torch.cat([labels, labels]))
         real_scores, fake_scores = scores.split(len(labels))
         loss = F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+        loss = loss + self.class_loss(logits[: len(labels)], labels)
         return PhaseResult(loss, real_scores.detach())
 
     def generator_phase(self, labels: torch.Tensor, z: torch.Tensor) -> PhaseResult:
         with autocast(self.device, self.precision):
             fake = self.G(z, labels).float()
-        return PhaseResult(-self.run_D(fake, labels).mean())
+        scores, logits = self.run_D(fake, labels)
+        return PhaseResult(-scores.mean() + self.class_loss(logits, labels))

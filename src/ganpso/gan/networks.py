@@ -4,8 +4,13 @@ Generator (BigGAN-style, small): z ``(B, z_dim)`` and label ``(B,)`` -> a ``6x6`
 residual up-blocks with class-conditional batch norm (6 -> 12 -> 24 -> 48), tanh image in
 ``[-1, 1]``, ``(B, 1, 48, 48)``. Discriminator: spectrally normalised residual down-blocks
 (48 -> 24 -> 12 -> 6), summed features ``h``, output ``linear(h) + <embed(y), h>`` (the projection
-discriminator of Miyato & Koyama 2018), which conditions on the class without an auxiliary
-classifier and stays stable with few images per class.
+discriminator of Miyato & Koyama 2018), plus an auxiliary class head on the same ``h``.
+
+Measured on FER2013 (see ``results/gan/``): projection alone learned faces but not emotions (every
+row of the class grid showed the same faces after 8,657 steps; CAS 25 %, the share of happy).
+Emotions differ by small muscle movements, a weak signal for the projection term, so the
+auxiliary head (trained on real images only) and a cross-entropy term on G's fakes
+(``ac_weight``) make the class explicit.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ganpso.emotions import IMAGE_SIZE, NUM_CLASSES
 
 START = IMAGE_SIZE // 8  # 6: three doublings reach 48
+CLASS_DIM = 32  # class embedding concatenated to z
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -57,11 +63,20 @@ class UpBlock(nn.Module):
 class Generator(nn.Module):
     """``(z, y)`` -> faces ``(B, 1, 48, 48)`` in ``[-1, 1]``; widths 8w, 4w, 2w, w."""
 
-    def __init__(self, z_dim: int = 128, width: int = 32, num_classes: int = NUM_CLASSES) -> None:
+    def __init__(
+        self,
+        z_dim: int = 128,
+        width: int = 32,
+        num_classes: int = NUM_CLASSES,
+        class_dim: int = CLASS_DIM,
+    ) -> None:
         super().__init__()
         self.z_dim, self.num_classes = z_dim, num_classes
         channels = [8 * width, 4 * width, 2 * width, width]
-        self.stem = nn.Linear(z_dim, channels[0] * START * START)
+        # the class also enters the stem beside z: from the first step, each class gets its own
+        # 6x6 map, instead of waiting for the batch-norm gains to drift apart
+        self.class_embed = nn.Embedding(num_classes, class_dim)
+        self.stem = nn.Linear(z_dim + class_dim, channels[0] * START * START)
         self.blocks = nn.ModuleList(
             UpBlock(a, b, num_classes) for a, b in itertools.pairwise(channels)
         )
@@ -69,7 +84,8 @@ class Generator(nn.Module):
         self.out_conv = nn.Conv2d(channels[-1], 1, 3, padding=1)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = self.stem(z).view(z.shape[0], -1, START, START)  # (B, 8w, 6, 6)
+        h = self.stem(torch.cat([z, self.class_embed(y)], dim=1))
+        h = h.view(z.shape[0], -1, START, START)  # (B, 8w, 6, 6)
         h = h.contiguous(memory_format=torch.channels_last)  # oneDNN's fast layout, 2-5x on CPU
         for block in self.blocks:
             h = block(h, y)
@@ -110,8 +126,16 @@ class Discriminator(nn.Module):
         )  # 48 -> 24 -> 12 -> 6 -> 3
         self.linear = maybe_sn(nn.Linear(channels[-1], 1), spectral)
         self.embed = maybe_sn(nn.Embedding(num_classes, channels[-1]), spectral)
+        self.classifier = nn.Linear(channels[-1], num_classes)  # auxiliary head (AC-GAN)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.scores_and_logits(x, y)[0]
+
+    def scores_and_logits(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Realness ``(B,)`` and the auxiliary head's class logits ``(B, classes)``."""
         x = x.contiguous(memory_format=torch.channels_last)
         h = F.leaky_relu(self.blocks(x), 0.2).sum(dim=(2, 3))  # (B, 8w)
-        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
+        scores = self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
+        return scores, self.classifier(h)

@@ -67,7 +67,13 @@ class GanTrainer:
             for i, name in enumerate(("data", "latent", "augment"))
         }
         self.loss = HingeLoss(
-            self.G, self.D, self.strength, self.device, config.precision, self.rngs["augment"]
+            self.G,
+            self.D,
+            self.strength,
+            self.device,
+            config.precision,
+            self.rngs["augment"],
+            config.ac_weight,
         )
         self.step = 0
         self.rollbacks = 0

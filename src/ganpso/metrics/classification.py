@@ -14,8 +14,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ganpso.emotions import EMOTIONS
+from ganpso.files import write_json_atomic
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
@@ -169,17 +168,7 @@ def format_metrics_table(report: dict[str, Any]) -> str:
 
 def write_json(obj: Any, path: str | Path) -> None:
     """Write JSON atomically (temporary file beside ``path``, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_json_atomic(obj, path)
 
 
 def read_json(path: str | Path) -> Any:

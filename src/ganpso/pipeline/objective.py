@@ -1,0 +1,129 @@
+"""The PSO fitness: a particle's pipeline settings -> PublicTest macro-F1 at reduced fidelity.
+
+A particle is a dict of dotted ``TrainConfig`` keys (``synthetic.ratio``, ``lr``, ...). Training
+a classifier from scratch costs ~30 minutes here, so each evaluation instead fine-tunes the
+shared real-data classifier (the *trunk*, trained once on Training) for ``epochs`` on a fixed
+stratified ``real_fraction`` of Training plus the GAN faces the settings ask for, at
+``lr x lr_scale``, and scores PublicTest without test-time views. Fakes come from a pool drawn
+and scored once per search, so an evaluation pays only for its training. PrivateTest is never
+loaded: the dataset is cut to Training and PublicTest before anything else happens.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganpso.classifier.checkpoint import load_classifier
+from ganpso.classifier.training import class_weights, evaluate, train_one_epoch
+from ganpso.config import FidelityConfig, TrainConfig
+from ganpso.data import FerDataset, Split, load_dataset
+from ganpso.device import resolve_device
+from ganpso.errors import ConfigError
+from ganpso.pipeline.balance import SyntheticPool, combine, synthetic_counts
+
+SEARCH_SPLITS = ("Training", "PublicTest")
+
+
+def with_settings(raw: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with each dotted key of ``settings`` set (``synthetic.class_ratios.disgust``)."""
+    merged = copy.deepcopy(raw)
+    for key, value in settings.items():
+        node = merged
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"setting {key!r}: {part} is not a config section")
+        node[leaf] = value.item() if isinstance(value, np.generic) else value
+    return merged
+
+
+def settings_config(base: TrainConfig, settings: dict[str, Any]) -> TrainConfig:
+    return TrainConfig.from_dict(with_settings(base.to_dict(), settings))
+
+
+def search_dataset(dataset: FerDataset) -> FerDataset:
+    """Only the splits a search may look at."""
+    return FerDataset({s: dataset[s] for s in SEARCH_SPLITS}, dataset.source)
+
+
+def stratified_fraction(split: Split, fraction: float, seed: int) -> Split:
+    """The same ``fraction`` of every class, drawn once per seed."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in np.unique(split.labels):
+        members = np.flatnonzero(split.labels == label)
+        keep.append(rng.permutation(members)[: max(1, math.ceil(fraction * len(members)))])
+    index = np.sort(np.concatenate(keep))
+    return Split(split.images[index], split.labels[index])
+
+
+def pool_sizes(real_counts: np.ndarray, space_max_ratio: float, factor: int) -> np.ndarray:
+    """Candidates per class a pool needs for every ratio up to ``space_max_ratio``."""
+    return synthetic_counts(real_counts, space_max_ratio, {}) * factor
+
+
+class PipelineObjective:
+    """Picklable fitness: workers load the data (cached on disk) and pool themselves."""
+
+    def __init__(
+        self, base: TrainConfig, trunk: Path, pool: Path, fidelity: FidelityConfig
+    ) -> None:
+        self.base, self.trunk, self.pool_path, self.fidelity = base, trunk, pool, fidelity
+        self._data: tuple[Split, Split, SyntheticPool] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_data": None}
+
+    def data(self) -> tuple[Split, Split, SyntheticPool]:
+        if self._data is None:
+            dataset = search_dataset(load_dataset(self.base.data))
+            real = stratified_fraction(
+                dataset["Training"], self.fidelity.real_fraction, self.fidelity.seed
+            )
+            self._data = (real, dataset["PublicTest"], SyntheticPool.load(self.pool_path))
+        return self._data
+
+    def training_split(self, config: TrainConfig) -> Split:
+        real, _, pool = self.data()
+        synthetic = config.synthetic
+        counts = synthetic_counts(real.class_counts(), synthetic.ratio, synthetic.class_ratios)
+        fakes = [pool.select(k, int(n), synthetic.filter_confidence) for k, n in enumerate(counts)]
+        return combine(real, fakes, synthetic.weight)
+
+    def __call__(self, settings: dict[str, Any]) -> float:
+        config = settings_config(self.base, settings)
+        _, public, _ = self.data()
+        train = self.training_split(config)
+        device = resolve_device(config.device)
+        torch.manual_seed(self.fidelity.seed)
+        generator = torch.Generator().manual_seed(self.fidelity.seed)
+        model = load_classifier(self.trunk, device).model
+        set_dropout(model, config.model.dropout)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr * self.fidelity.lr_scale,
+            momentum=config.momentum,
+            nesterov=True,
+            weight_decay=config.weight_decay,
+        )
+        steps = self.fidelity.epochs * math.ceil(len(train) / config.batch_size)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+        weights = class_weights(torch.from_numpy(train.labels), config.class_weighting)
+        for _ in range(self.fidelity.epochs):
+            train_one_epoch(model, train, optimizer, scheduler, config, device, generator, weights)
+        return float(evaluate(model, public, config, device)["val/macro_f1"])
+
+
+def set_dropout(model: torch.nn.Module, p: float) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p

@@ -1,0 +1,259 @@
+"""``ganpso run``: the whole method, one cached stage after another.
+
+    classifier   real-data classifier (GAN metrics, the search's trunk, the fakes' filter)
+    gan          class-conditional GAN on Training
+    gan_metrics  FID/KID, CAS, near-copies and diversity of the GAN's faces
+    search       PSO over the pipeline's settings, fitness = PublicTest macro-F1
+    final        full training with the best settings and the GAN's faces
+    test         the one PrivateTest evaluation
+    report       Markdown and HTML report
+
+Each stage writes into its own folder of the run and finishes by writing ``stage.json`` (wall
+time, device). A rerun skips every stage that has one and resumes the first that has not: the
+classifier, the GAN and the search resume from their own checkpoints inside that stage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganpso.config import RunConfig, TrainConfig, read_yaml, write_yaml
+from ganpso.data import FerDataset, load_dataset
+from ganpso.device import describe_device, resolve_device
+from ganpso.errors import ConfigError
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunContext:
+    config: RunConfig
+    run_dir: Path
+    command: str
+    log: Log
+    _dataset: FerDataset | None = None
+
+    @property
+    def dataset(self) -> FerDataset:
+        if self._dataset is None:
+            self._dataset = load_dataset(self.config.data)
+        return self._dataset
+
+    def path(self, *parts: str) -> Path:
+        return self.run_dir.joinpath(*parts)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[RunContext], None]
+
+
+def run_classifier(ctx: RunContext) -> None:
+    train_and_report(ctx, ctx.config.classifier, ctx.path("classifier"))
+
+
+def run_gan(ctx: RunContext) -> None:
+    from ganpso.gan import GanTrainer
+
+    out = ctx.path("gan")
+    trainer = GanTrainer(ctx.config.gan, out, log=ctx.log)
+    trainer.fit(ctx.dataset["Training"], resume=(out / "gan-state.pt").exists())
+
+
+def run_gan_metrics(ctx: RunContext) -> None:
+    from ganpso.metrics import write_json
+    from ganpso.metrics.gan import evaluate_generator
+
+    settings = ctx.config.gan_metrics
+    if not settings.enabled:
+        ctx.log("gan_metrics: disabled in this profile")
+        return
+    report = evaluate_generator(
+        ctx.path("gan"),
+        ctx.path("classifier", "best.safetensors"),
+        ctx.config.data.source,
+        per_class=settings.per_class,
+        cas_epochs=settings.cas_epochs,
+        device=ctx.config.device,
+        command=ctx.command,
+        seed=ctx.config.seed,
+    )
+    write_json(report, ctx.path("gan", "gan-metrics.json"))
+    ctx.log(report["summary"])
+
+
+def run_search_stage(ctx: RunContext) -> None:
+    from ganpso.pipeline.search import search_pipeline
+
+    best = search_pipeline(
+        ctx.config.search,
+        base=final_base(ctx),
+        trunk=ctx.path("classifier", "best.safetensors"),
+        out=ctx.path("search"),
+        log=ctx.log,
+    )
+    write_yaml(best.to_dict(), ctx.path("search", "best-config.yaml"))
+
+
+def final_base(ctx: RunContext) -> TrainConfig:
+    """The classifier recipe with this run's GAN and filter classifier plugged in."""
+    raw = ctx.config.classifier.to_dict()
+    raw["synthetic"] |= {
+        "generator": str(ctx.path("gan", "generator.safetensors")),
+        "filter_classifier": str(ctx.path("classifier", "best.safetensors")),
+    }
+    return TrainConfig.from_dict(raw)
+
+
+def run_final(ctx: RunContext) -> None:
+    config = TrainConfig.from_yaml(ctx.path("search", "best-config.yaml"))
+    train_and_report(ctx, config, ctx.path("final"))
+
+
+def run_test(ctx: RunContext) -> None:
+    evaluate_private(ctx.path("final"), ctx.dataset, ctx.command)
+
+
+def run_report(ctx: RunContext) -> None:
+    from ganpso.report import write_report
+
+    markdown, html = write_report(ctx.run_dir)
+    ctx.log(f"report: {markdown} and {html}")
+
+
+STAGES = (
+    Stage("classifier", run_classifier),
+    Stage("gan", run_gan),
+    Stage("gan_metrics", run_gan_metrics),
+    Stage("search", run_search_stage),
+    Stage("final", run_final),
+    Stage("test", run_test),
+    Stage("report", run_report),
+)
+
+
+def train_and_report(ctx: RunContext, config: TrainConfig, out: Path) -> None:
+    """Train (or resume) a classifier in ``out`` and write its PublicTest report."""
+    from ganpso.classifier import fit, load_classifier
+    from ganpso.classifier.evaluation import evaluate_checkpoint, write_report
+
+    fit(config, ctx.dataset, out, resume=(out / "state.pt").exists(), log=ctx.log)
+    device = resolve_device(config.device)
+    report = evaluate_checkpoint(
+        load_classifier(out / "best.safetensors", device),
+        ctx.dataset["PublicTest"],
+        "PublicTest",
+        device=device,
+        tta=config.tta,
+        precision=config.precision,
+        command=ctx.command,
+        seed=config.seed,
+    )
+    write_report(report, out)
+
+
+def evaluate_private(model_dir: Path, dataset: FerDataset, command: str) -> dict[str, Any]:
+    """The one PrivateTest evaluation of ``model_dir``: metrics, confusion plot, predictions."""
+    from ganpso.classifier import load_classifier
+    from ganpso.classifier.evaluation import write_report
+    from ganpso.classifier.training import predict_proba
+    from ganpso.metrics import build_metrics_report
+
+    if (model_dir / "metrics-PrivateTest.json").exists():
+        raise ConfigError(f"{model_dir}: PrivateTest was already evaluated; it is touched once")
+    config = TrainConfig.from_yaml(model_dir / "config.yaml")
+    device = resolve_device(config.device)
+    checkpoint = load_classifier(model_dir / "best.safetensors", device)
+    private = dataset["PrivateTest"]
+    started = time.perf_counter()
+    probs = predict_proba(
+        checkpoint.model,
+        private.images,
+        crop=checkpoint.preprocessing.crop,
+        tta=config.tta,
+        device=device,
+        precision=config.precision,
+    )
+    predictions = probs.argmax(1)
+    report = build_metrics_report(
+        private.labels,
+        predictions,
+        split="PrivateTest",
+        classes=checkpoint.classes,
+        device=describe_device(device),
+        seconds=time.perf_counter() - started,
+        command=command,
+        seed=config.seed,
+    )
+    np.savez_compressed(
+        model_dir / "predictions-PrivateTest.npz",
+        y_true=private.labels,
+        y_pred=predictions,
+        probs=probs.astype(np.float32),
+    )
+    write_report(report, model_dir)
+    return report
+
+
+def stage_done(run_dir: Path, name: str) -> bool:
+    return (run_dir / name / "stage.json").exists()
+
+
+def mark_done(run_dir: Path, name: str, seconds: float, device: str) -> None:
+    record = {"stage": name, "seconds": round(seconds, 1), "device": device}
+    folder = run_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def prepare_run_dir(config: RunConfig, run_dir: Path) -> RunConfig:
+    """Write the resolved config on the first run; on a rerun, insist on the same config."""
+    path = run_dir / "config.yaml"
+    if path.exists():
+        saved = RunConfig.from_dict(read_yaml(path))
+        if saved != config:
+            raise ConfigError(
+                f"{path}: this run folder was started with another config; use a new --out"
+            )
+        return saved
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(config.to_dict(), path)
+    return config
+
+
+def run_pipeline(
+    config: RunConfig,
+    run_dir: Path,
+    *,
+    command: str = "",
+    stop_after: str | None = None,
+    log: Log = print,
+) -> list[str]:
+    """Run every unfinished stage in order; returns the names of the stages run now."""
+    names = [stage.name for stage in STAGES]
+    if stop_after is not None and stop_after not in names:
+        raise ConfigError(f"--stop-after {stop_after!r}: not a stage; stages: {names}")
+    config = prepare_run_dir(config, run_dir)
+    ctx = RunContext(config, run_dir, command, log)
+    device = describe_device(resolve_device(config.device))
+    ran = []
+    for stage in STAGES:
+        if stage.name != "report" and stage_done(run_dir, stage.name):
+            log(f"[{stage.name}] done earlier, skipped")
+        else:
+            log(f"[{stage.name}] running on {device}")
+            started = time.perf_counter()
+            stage.run(ctx)
+            mark_done(run_dir, stage.name, time.perf_counter() - started, device)
+            ran.append(stage.name)
+        if stage.name == stop_after:
+            break
+    return ran

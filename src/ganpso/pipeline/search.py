@@ -1,0 +1,98 @@
+"""The pipeline search: pool of fakes, fitness, optimizer and executor, wired from one config.
+
+``search_pipeline`` writes into ``out``: ``pool.npz`` (the fakes every particle picks from, drawn
+and scored once), the runner's files (``evaluations.jsonl``, ``search-state.json``,
+``history.json``, ``best.yaml``, ``convergence.png``) and returns the best settings applied to
+the base config, a ``TrainConfig`` that ``ganpso train --config`` accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganpso.config import SearchConfig, TrainConfig
+from ganpso.data import load_dataset
+from ganpso.errors import ConfigError
+from ganpso.pipeline.balance import SyntheticPool, build_pool, synthetic_counts
+from ganpso.pipeline.objective import (
+    PipelineObjective,
+    search_dataset,
+    settings_config,
+    stratified_fraction,
+)
+from ganpso.search import PSOConfig, SearchSpace
+from ganpso.search.executors import build_executor
+from ganpso.search.runner import run_search
+from ganpso.search.samplers import build_optimizer
+
+RATIO_PREFIXES = ("synthetic.ratio", "synthetic.class_ratios.")
+
+
+def largest_ratio(space: dict[str, dict[str, Any]], base: TrainConfig) -> float:
+    """The highest top-up ratio any particle can ask for (the pool must hold enough fakes)."""
+    highs = [float(spec["high"]) for key, spec in space.items() if key.startswith(RATIO_PREFIXES)]
+    fixed = [base.synthetic.ratio, *base.synthetic.class_ratios.values()]
+    return max([*highs, *fixed])
+
+
+def ensure_pool(config: SearchConfig, base: TrainConfig, out: Path, log: Callable) -> Path:
+    path = out / "pool.npz"
+    if path.exists():
+        return path
+    ratio = largest_ratio(config.space, base)
+    if ratio > 0 and not base.synthetic.generator:
+        raise ConfigError("the search asks for synthetic images but synthetic.generator is unset")
+    train = search_dataset(load_dataset(base.data))["Training"]
+    real = stratified_fraction(train, config.fidelity.real_fraction, config.fidelity.seed)
+    sizes = synthetic_counts(real.class_counts(), ratio, {}) * config.pool_factor
+    if sizes.sum() == 0:
+        pool = SyntheticPool([np.zeros((0, 48, 48), np.uint8)] * len(sizes), [np.zeros(0)] * 7)
+    else:
+        log(f"drawing and scoring {int(sizes.sum())} candidate fakes for the search's pool")
+        pool = build_pool(base.synthetic, sizes, base.device if base.device != "auto" else "cpu")
+    pool.save(path)
+    return path
+
+
+def search_pipeline(
+    config: SearchConfig, *, base: TrainConfig, trunk: Path, out: Path, log: Callable = print
+) -> TrainConfig:
+    """Search ``config.space`` around ``base``; returns ``base`` with the best settings."""
+    if not config.space:
+        raise ConfigError("search.space is empty: nothing to search")
+    if not trunk.exists():
+        raise ConfigError(f"{trunk}: the search's trunk (real-data classifier) is missing")
+    space = SearchSpace.from_dict(config.space)
+    for key in config.space:
+        settings_config(base, {key: space.decode(np.full(space.dim, 0.5))[key]})  # key valid?
+    out.mkdir(parents=True, exist_ok=True)
+    pool = ensure_pool(config, base, out, log)
+    objective = PipelineObjective(base, trunk, pool, config.fidelity)
+    optimizer = build_optimizer(
+        config.optimizer,
+        dim=space.dim,
+        iterations=config.iterations,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        pso_config=PSOConfig.from_dict(config.pso),
+    )
+    with build_executor(config.executor, **executor_options(config)) as executor:
+        outcome = run_search(optimizer, space, objective, executor, out, log)
+    if outcome.best_settings is None:
+        raise ConfigError(f"{out}: every evaluation failed; see {out}/evaluations.jsonl")
+    return settings_config(base, outcome.best_settings)
+
+
+def executor_options(config: SearchConfig) -> dict[str, Any]:
+    if config.executor == "sequential":
+        return {}
+    options: dict[str, Any] = {"workers": config.workers}
+    if config.threads_per_worker:
+        options["threads_per_worker"] = config.threads_per_worker
+    if config.executor == "ray":
+        options |= {"address": config.ray_address, "gpus_per_worker": config.gpus_per_worker}
+    return options

@@ -1,0 +1,409 @@
+"""``write_report``: one run folder -> ``report.md`` and a self-contained ``report.html``.
+
+Both files render one list of ``Section`` (title, paragraphs, tables, figures), so they never
+disagree. The HTML embeds every PNG as a base64 data URI and has inline CSS only. Inputs,
+each optional (a missing one gives a *not run* note):
+
+    compare/<method>/seed<k>/{metrics-PrivateTest.json, predictions-PrivateTest.npz, cell.json}
+    gan/gan-metrics.json, gan/samples.png                                    GAN quality and grid
+    search/history.json, search/convergence.png                          the PSO search
+    final/metrics-PrivateTest.json                                       the final model
+
+Example:
+    >>> md_path, html_path = write_report(Path("runs/main"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganpso.metrics.classification import read_json
+from ganpso.metrics.comparison import (
+    Cell,
+    Table,
+    comparison_table,
+    group_by_method,
+    load_cells,
+    mean_confusion,
+    paired_test,
+    per_class_means,
+    per_class_table,
+    provenance,
+    summarise,
+)
+from ganpso.metrics.plots import plot_confusion_matrix, plot_per_class_bars
+
+TITLE = "GAN-PSO: facial emotion recognition on FER2013"
+NOT_RUN = "*not run*"
+ANCHORS: tuple[tuple[str, str, str], ...] = (
+    ("human", "~65 %", "Goodfellow et al. 2013 (FER2013 challenge)"),
+    ("mini-Xception", "66 %", "Arriaga et al. 2017"),
+    ("VGGNet", "73.28 %", "Khaireddin & Chen 2021"),
+    ("Residual Masking Network", "74.14 %", "Pham et al. 2020"),
+    ("ensembles", "75–77 %", "various"),
+)
+
+
+@dataclass
+class Figure:
+    """A PNG inside the report folder and its caption (which names device and wall time)."""
+
+    path: Path
+    caption: str
+
+
+@dataclass
+class Section:
+    """One report section; paragraphs use only ``*em*``, ``**strong**`` and ```code```."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+
+
+def _not_run(title: str, what: str) -> Section:
+    return Section(title, [f"{NOT_RUN}: {what}"])
+
+
+def _seconds(value: Any) -> str:
+    return f"{float(value):,.0f} s" if value is not None else "unknown"
+
+
+def _stage_run(folder: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """Device and wall seconds of a stage: its ``run.json`` first, else the payload's keys."""
+    run = read_json(folder / "run.json") if (folder / "run.json").exists() else {}
+    if not run and (folder / "stage.json").exists():  # a `ganpso run` stage
+        stage = read_json(folder / "stage.json")
+        run = {"device": stage.get("device"), "wall_seconds": stage.get("seconds")}
+    wall = run.get("wall_seconds", payload.get("wall_seconds", payload.get("seconds")))
+    device = run.get("device") or payload.get("device") or "unknown"
+    return {"device": str(device), "wall_seconds": wall}
+
+
+def _provenance(folder: Path, payload: dict[str, Any]) -> tuple[str, str]:
+    run = _stage_run(folder, payload)
+    return run["device"], _seconds(run["wall_seconds"])
+
+
+def _caption(text: str, device: str, wall: str) -> str:
+    return f"{text} (device: {device}; wall time: {wall})"
+
+
+def _copy_figure(source: Path, out_dir: Path, name: str, caption: str) -> Figure:
+    target = out_dir / name
+    if source.resolve() != target.resolve():
+        shutil.copyfile(source, target)
+    return Figure(target, caption)
+
+
+def comparison_section(groups: dict[str, list[Cell]]) -> Section:
+    title = "Comparison on PrivateTest"
+    if not groups:
+        return _not_run(title, "`compare/` holds no finished cells.")
+    text = (
+        "Mean ± sample std over seeds; 95 % intervals: percentile bootstrap over the test "
+        "images of the seed-averaged metric (1,000 resamples, seed 0). Rows with n = 1 are "
+        "evaluated once (no std)."
+    )
+    rows = summarise([c for group in groups.values() for c in group])
+    return Section(title, [text], [comparison_table(rows)])
+
+
+def paired_section(groups: dict[str, list[Cell]], treatment: str, control: str) -> Section:
+    title = f"Paired test: {treatment} vs {control} (macro-F1)"
+    missing = [m for m in (treatment, control) if m not in groups]
+    if missing:
+        return _not_run(title, f"no cells for {', '.join(f'`{m}`' for m in missing)}.")
+    result = paired_test(groups[treatment], groups[control], metric="macro_f1")
+    ttest = (
+        f"{result.t_statistic:.3f} / {result.p_ttest:.4f}"
+        if result.p_ttest is not None
+        else f"needs >= 3 matching seeds ({result.n_pairs})"
+    )
+    table = Table(
+        ["A", "B", "mean A", "mean B", "A − B", "95 % CI", "p (bootstrap)", "t / p (seeds)"],
+        [
+            [
+                treatment,
+                control,
+                f"{result.mean_a:.4f}",
+                f"{result.mean_b:.4f}",
+                f"{result.difference:+.4f}",
+                f"{result.ci95[0]:+.4f} – {result.ci95[1]:+.4f}",
+                f"{result.p_bootstrap:.4f}",
+                ttest,
+            ]
+        ],
+    )
+    text = (
+        f"Paired bootstrap over the same test images ({result.n_boot:,} resamples) of the "
+        "seed-averaged difference; two-sided p (at least 1 / (resamples + 1)). The t-test pairs "
+        "runs by seed."
+    )
+    return Section(title, [text], [table])
+
+
+def _per_run(wall: float | None) -> str:
+    return _seconds(wall) + " per run"
+
+
+def _method_provenance(groups: dict[str, list[Cell]]) -> str:
+    parts = []
+    for method, cells in groups.items():
+        device, wall = provenance(cells)
+        parts.append(f"{method}: {device or 'unknown'}, {_per_run(wall)}")
+    return "; ".join(parts)
+
+
+def per_class_section(groups: dict[str, list[Cell]], out_dir: Path) -> Section:
+    title = "Per-class scores"
+    if not groups:
+        return _not_run(title, "`compare/` holds no finished cells.")
+    cells = [c for group in groups.values() for c in group]
+    path = out_dir / "per-class-f1.png"
+    plot_per_class_bars(per_class_means(cells), "f1", path)
+    caption = f"Per-class F1, mean over seeds (devices and wall time: {_method_provenance(groups)})"
+    return Section(
+        title,
+        ["Mean over seeds of per-class precision (P), recall (R) and F1."],
+        [per_class_table(cells)],
+        [Figure(path, caption)],
+    )
+
+
+def confusion_section(groups: dict[str, list[Cell]], out_dir: Path) -> Section:
+    title = "Confusion matrices"
+    if not groups:
+        return _not_run(title, "`compare/` holds no finished cells.")
+    figures = []
+    for method, cells in groups.items():
+        path = out_dir / f"confusion-{_slug(method)}.png"
+        classes = cells[0].metrics.get("classes") or list(cells[0].metrics["per_class"])
+        counts = np.rint(mean_confusion(cells)).astype(np.int64)  # mean over seeds, rounded
+        plot_confusion_matrix(counts, classes, path, title=f"{method} (mean of {len(cells)})")
+        device, wall = provenance(cells)
+        text = f"{method}: mean over {len(cells)} run(s)"
+        figures.append(Figure(path, _caption(text, device or "unknown", _per_run(wall))))
+    return Section(title, ["Counts are means over seeds, rounded."], figures=figures)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "method"
+
+
+def gan_section(run_dir: Path, out_dir: Path) -> Section:
+    title = "GAN: samples and quality"
+    folder = run_dir / "gan"
+    if not (folder / "gan-metrics.json").exists() and not (folder / "samples.png").exists():
+        return _not_run(title, "`gan/gan-metrics.json` and `gan/samples.png` are absent.")
+    metrics_path = folder / "gan-metrics.json"
+    metrics = read_json(metrics_path) if metrics_path.exists() else {}
+    device, wall = _provenance(folder, metrics)
+    section = Section(title)
+    if metrics:
+        section.paragraphs.append(f"{metrics.get('summary', '')} (device: {device}; {wall})")
+        section.tables.append(_gan_table(metrics))
+    else:
+        section.paragraphs.append(f"{NOT_RUN}: `gan/gan-metrics.json` is absent.")
+    if (folder / "samples.png").exists():
+        caption = _caption("Fixed-seed samples, one row per emotion", device, wall)
+        section.figures.append(
+            _copy_figure(folder / "samples.png", out_dir, "gan-samples.png", caption)
+        )
+    else:
+        section.paragraphs.append(f"{NOT_RUN}: `gan/samples.png` is absent.")
+    return section
+
+
+def _gan_table(metrics: dict[str, Any]) -> Table:
+    """Per-class FID / KID (with the real-data floor), CAS recall and diversity, if present."""
+    fid_kid = metrics.get("fid_kid", {})
+    per_class = dict(fid_kid.get("per_class", {}))
+    if "overall" in fid_kid:
+        per_class["overall"] = fid_kid["overall"]
+    recall = metrics.get("cas", {}).get("per_class_recall", {})
+    diversity = metrics.get("diversity_ratio_fake_over_real", {})
+    rows = [
+        [
+            name,
+            _number(scores.get("fid")),
+            _number(scores.get("fid_floor")),
+            _number(scores.get("kid")),
+            _number(scores.get("kid_floor")),
+            _number(recall.get(name)),
+            _number(diversity.get(name)),
+        ]
+        for name, scores in per_class.items()
+    ]
+    headers = ["class", "FID", "FID floor", "KID", "KID floor", "CAS recall", "diversity"]
+    return Table(headers, rows)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else ""
+
+
+def search_section(run_dir: Path, out_dir: Path) -> Section:
+    title = "PSO search"
+    folder = run_dir / "search"
+    if not (folder / "history.json").exists():
+        return _not_run(title, "`search/history.json` is absent.")
+    payload = read_json(folder / "history.json")
+    meta = payload if isinstance(payload, dict) else {}
+    history = meta.get("iterations", meta.get("history", [])) if meta else payload
+    device, wall = _provenance(folder, meta)
+    keys = [k for k in dict.fromkeys(k for row in history for k in row) if k != "values"]
+    table = Table(keys, [[_cell_text(row.get(k)) for k in keys] for row in history])
+    paragraphs = [f"{len(history)} iterations (device: {device}; {wall})."]
+    if meta.get("best_settings"):
+        best = ", ".join(f"`{k}` = {_cell_text(v)}" for k, v in meta["best_settings"].items())
+        paragraphs.append(f"Best PublicTest macro-F1 {_cell_text(meta.get('best_value'))}: {best}.")
+    section = Section(title, paragraphs, [table])
+    if (folder / "convergence.png").exists():
+        caption = _caption("Best and mean fitness per iteration", device, wall)
+        figure = _copy_figure(folder / "convergence.png", out_dir, "pso-convergence.png", caption)
+        section.figures.append(figure)
+    else:
+        section.paragraphs.append(f"{NOT_RUN}: `search/convergence.png` is absent.")
+    return section
+
+
+def _cell_text(value: Any) -> str:
+    return _number(value) if isinstance(value, float) else "" if value is None else str(value)
+
+
+def final_section(run_dir: Path) -> Section:
+    title = "Final model on PrivateTest"
+    path = run_dir / "final" / "metrics-PrivateTest.json"
+    if not path.exists():
+        return _not_run(title, "`final/metrics-PrivateTest.json` is absent.")
+    metrics = read_json(path)
+    cell = Cell("final", None, metrics, run=_stage_run(path.parent, metrics))
+    table = comparison_table(summarise([cell]))
+    return Section(title, [f"Command: `{metrics.get('command', 'unknown')}`."], [table])
+
+
+def anchors_section() -> Section:
+    rows = [[name, acc, source, "quoted, not run", "—"] for name, acc, source in ANCHORS]
+    return Section(
+        "Published anchors (*quoted, not run*)",
+        ["Accuracy on FER2013 PrivateTest as published; nothing here was run by this project."],
+        [Table(["model", "PrivateTest accuracy", "source", "device", "wall time"], rows)],
+    )
+
+
+def build_sections(
+    run_dir: Path,
+    out_dir: Path,
+    treatment: str = "ganpso",
+    control: str = "cnn",
+    compare_dir: Path | None = None,
+) -> list[Section]:
+    """Every section of the report, in order; figures are written into ``out_dir``."""
+    compare = compare_dir or run_dir / "compare"
+    groups = group_by_method(load_cells(compare)) if compare.is_dir() else {}
+    return [
+        comparison_section(groups),
+        paired_section(groups, treatment, control),
+        per_class_section(groups, out_dir),
+        confusion_section(groups, out_dir),
+        gan_section(run_dir, out_dir),
+        search_section(run_dir, out_dir),
+        final_section(run_dir),
+        anchors_section(),
+    ]
+
+
+def to_markdown(sections: list[Section], out_dir: Path, title: str = TITLE) -> str:
+    """GitHub markdown; figures are linked relative to ``out_dir``."""
+    parts = [f"# {title}"]
+    for section in sections:
+        parts.append(f"## {section.title}")
+        parts += section.paragraphs
+        parts += [table.to_markdown() for table in section.tables]
+        parts += [
+            f"![{f.caption}]({f.path.relative_to(out_dir).as_posix()})\n\n*{f.caption}*"
+            for f in section.figures
+        ]
+    return "\n\n".join(parts) + "\n"
+
+
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+    "color:#222}table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
+    "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}"
+    "img{max-width:100%}figure{margin:1em 0}figcaption{font-size:.9em;color:#555}"
+)
+
+
+def to_html(sections: list[Section], title: str = TITLE) -> str:
+    """One self-contained page: inline CSS, PNGs as base64 data URIs, no external reference."""
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for section in sections:
+        body.append(f"<h2>{_inline(section.title)}</h2>")
+        body += [f"<p>{_inline(text)}</p>" for text in section.paragraphs]
+        body += [_html_table(table) for table in section.tables]
+        body += [_html_figure(figure) for figure in section.figures]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def _inline(text: str) -> str:
+    """Escape, then the three markdown inline forms the sections use."""
+    text = html.escape(text)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{_inline(h)}</th>" for h in table.headers)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in table.rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _html_figure(figure: Figure) -> str:
+    data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
+    alt = html.escape(figure.caption, quote=True)
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{alt}">'
+        f"<figcaption>{_inline(figure.caption)}</figcaption></figure>"
+    )
+
+
+def write_report(
+    run_dir: Path,
+    out_dir: Path | None = None,
+    *,
+    treatment: str = "ganpso",
+    control: str = "cnn",
+    compare_dir: Path | None = None,
+) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` (default folder: ``run_dir/report``).
+
+    ``treatment`` and ``control`` name the comparison's methods of the paired macro-F1 test;
+    the comparison's cells are read from ``compare_dir`` (default: ``run_dir/compare``).
+    """
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections = build_sections(run_dir, out_dir, treatment, control, compare_dir)
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    md_path.write_text(to_markdown(sections, out_dir))
+    html_path.write_text(to_html(sections))
+    return md_path, html_path

@@ -1,0 +1,395 @@
+"""Baselines for the swarm behind the same ask / tell interface: random search and Optuna's TPE.
+
+Each sampler proposes ``batch_size`` unit-cube points per iteration (the swarm's ``swarm_size``)
+for ``iterations`` iterations, so every optimizer gets the same budget of evaluations. As with
+:class:`~ganpso.search.pso.ParticleSwarm`, ``ask()`` returns the iteration's points not yet told
+(the same ones until they are), ``tell(trial, value)`` takes ``None`` / NaN / inf as a failure,
+and ``state_dict()`` is plain JSON that resumes the search exactly where it stopped.
+
+- ``random``: uniform points from a seeded generator.
+- ``tpe``: Optuna's Tree-structured Parzen Estimator (the optional extra ``ganpso[optuna]``). Its
+  state is the list of told ``(position, value)`` pairs, re-added to a fresh study on load; the
+  sampler is re-seeded from ``(seed, iteration)`` every iteration, so a resumed search proposes
+  the same points as an uninterrupted one.
+
+Example:
+    >>> sampler = build_optimizer("random", dim=2, iterations=3, batch_size=4, seed=0)
+    >>> while not sampler.done:
+    ...     for trial in sampler.ask():
+    ...         sampler.tell(trial, -float(np.sum((trial.position - 0.5) ** 2)))
+    >>> len(sampler.history), sampler.best_value <= 0
+    (3, True)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from ganpso.errors import CheckpointError, ConfigError
+from ganpso.search.pso import ParticleSwarm, PSOConfig, Trial
+
+STATE_VERSION = 1
+Direction = Literal["maximize", "minimize"]
+
+
+class Optimizer(Protocol):
+    """What the search runner needs: ParticleSwarm and the samplers here all provide it."""
+
+    iteration: int
+    history: list[dict[str, Any]]
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def best_value(self) -> float | None: ...
+
+    @property
+    def best_position(self) -> np.ndarray | None: ...
+
+    def ask(self) -> list[Trial]: ...
+
+    def tell(self, trial: Trial, value: float | None) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class BatchSampler(ABC):
+    """Bookkeeping shared by the samplers; subclasses only ``_propose`` (and maybe ``_observe``)."""
+
+    kind = "batch"
+
+    def __init__(
+        self,
+        dim: int,
+        iterations: int,
+        batch_size: int,
+        seed: int = 0,
+        direction: Direction = "maximize",
+    ) -> None:
+        if dim < 1 or iterations < 1 or batch_size < 1:
+            raise ConfigError(f"{self.kind}: dim, iterations and batch_size must be >= 1")
+        if direction not in ("maximize", "minimize"):
+            raise ConfigError(f"{self.kind}: direction {direction!r} is not maximize or minimize")
+        self.dim, self.iterations, self.batch_size = dim, iterations, batch_size
+        self.seed, self.direction = seed, direction
+        self.iteration = 0
+        self.history: list[dict[str, Any]] = []
+        self._positions: np.ndarray | None = None  # (batch_size, dim), the iteration's points
+        self._told: dict[int, float | None] = {}  # index -> value, None = failed
+        self._best: tuple[float, np.ndarray] | None = None  # (value, position)
+
+    @abstractmethod
+    def _propose(self, n: int) -> np.ndarray:
+        """``n`` new unit-cube points ``(n, dim)`` for the current iteration."""
+
+    def _observe(self, positions: np.ndarray, values: list[float | None]) -> None:
+        """Hook: the finished iteration's points ``(n, dim)`` and values, in index order."""
+        return None
+
+    # ask / tell -----------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.iteration >= self.iterations
+
+    def ask(self) -> list[Trial]:
+        """The current iteration's points not yet told (the same ones until they are)."""
+        if self.done:
+            return []
+        if self._positions is None:
+            self._positions = np.clip(self._propose(self.batch_size), 0.0, 1.0)
+        return [
+            Trial(i, self.iteration, self._positions[i].copy())
+            for i in range(self.batch_size)
+            if i not in self._told
+        ]
+
+    def tell(self, trial: Trial, value: float | None) -> None:
+        """Report ``trial``'s value; NaN, inf or None mean the evaluation failed."""
+        if self.done or self._positions is None:
+            raise ValueError("tell: nothing was asked")
+        if trial.iteration != self.iteration:
+            raise ValueError(
+                f"tell: trial is from iteration {trial.iteration}, sampler is at {self.iteration}"
+            )
+        if not 0 <= trial.particle < self.batch_size or trial.particle in self._told:
+            raise ValueError(f"tell: trial {trial.particle} is unknown or already told")
+        finite = value is not None and math.isfinite(float(value))
+        self._told[trial.particle] = float(value) if finite else None
+        if len(self._told) == self.batch_size:
+            self._finish_iteration()
+
+    @property
+    def best_value(self) -> float | None:
+        return None if self._best is None else self._best[0]
+
+    @property
+    def best_position(self) -> np.ndarray | None:
+        return None if self._best is None else self._best[1].copy()
+
+    # internals ------------------------------------------------------------------------------
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "maximize" else a < b
+
+    def _finish_iteration(self) -> None:
+        assert self._positions is not None
+        values = [self._told[i] for i in range(self.batch_size)]
+        for position, value in zip(self._positions, values, strict=True):  # index order: ties
+            if value is not None and (self._best is None or self._better(value, self._best[0])):
+                self._best = (value, position.copy())
+        self._observe(self._positions, values)
+        self._record(values)
+        self._positions, self._told = None, {}
+        self.iteration += 1
+
+    def _record(self, values: list[float | None]) -> None:
+        assert self._positions is not None
+        finite = [v for v in values if v is not None]
+        centroid = self._positions.mean(axis=0)  # (dim,)
+        self.history.append(
+            {
+                "iteration": self.iteration,
+                "best": self.best_value,
+                "mean": float(np.mean(finite)) if finite else None,
+                "spread": float(np.linalg.norm(self._positions - centroid, axis=1).mean()),
+                "failed": len(values) - len(finite),
+            }
+        )
+
+    # state ----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume, as plain JSON-able types."""
+        return {
+            "version": STATE_VERSION,
+            "kind": self.kind,
+            "setup": self._setup(),
+            "iteration": self.iteration,
+            "positions": None if self._positions is None else self._positions.tolist(),
+            "told": [[i, v] for i, v in sorted(self._told.items())],
+            "best": None if self._best is None else [self._best[0], self._best[1].tolist()],
+            "history": [dict(h) for h in self.history],
+            "extra": self._extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict``; points already told are not asked again."""
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise CheckpointError(f"{self.kind} state: expected version {STATE_VERSION}")
+        if state.get("kind") != self.kind or state.get("setup") != self._setup():
+            raise CheckpointError(f"{self.kind} state: saved by a different sampler or setup")
+        self.iteration = int(state["iteration"])
+        positions = state["positions"]
+        self._positions = None if positions is None else np.array(positions, dtype=float)
+        self._told = {int(i): v for i, v in state["told"]}
+        best = state["best"]
+        self._best = None if best is None else (float(best[0]), np.array(best[1], dtype=float))
+        self.history = [dict(h) for h in state["history"]]
+        self._load_extra(state["extra"])
+
+    def _setup(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim,
+            "iterations": self.iterations,
+            "batch_size": self.batch_size,
+            "direction": self.direction,
+        }
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra(self, extra: dict[str, Any]) -> None:
+        return None
+
+
+class RandomSearch(BatchSampler):
+    """Uniform random points in the unit cube, ``batch_size`` per iteration."""
+
+    kind = "random"
+
+    def __init__(
+        self,
+        dim: int,
+        iterations: int,
+        batch_size: int,
+        seed: int = 0,
+        direction: Direction = "maximize",
+    ) -> None:
+        super().__init__(dim, iterations, batch_size, seed, direction)
+        self.rng = np.random.default_rng(seed)
+
+    def _propose(self, n: int) -> np.ndarray:
+        return self.rng.random((n, self.dim))
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def _load_extra(self, extra: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = extra["rng"]
+
+
+class TPESampler(BatchSampler):
+    """Optuna's TPE on ``dim`` coordinates ``x0 .. x{dim-1}`` in [0, 1].
+
+    A batch is asked before any of it is told; the constant liar makes TPE treat the batch's
+    earlier points as running, so the batch spreads out instead of repeating one point. Failed
+    evaluations are told as FAIL, which TPE leaves out of its model.
+    """
+
+    kind = "tpe"
+
+    def __init__(
+        self,
+        dim: int,
+        iterations: int,
+        batch_size: int,
+        seed: int = 0,
+        direction: Direction = "maximize",
+        n_startup_trials: int = 10,
+    ) -> None:
+        super().__init__(dim, iterations, batch_size, seed, direction)
+        self._optuna = _import_optuna()
+        self._optuna.logging.set_verbosity(self._optuna.logging.WARNING)  # no line per trial
+        self.n_startup_trials = n_startup_trials
+        self._observations: list[tuple[list[float], float | None]] = []  # told, in order
+        self._pending: list[Any] | None = None  # optuna trials of the current batch
+        self._study = self._new_study()
+
+    @property
+    def _distributions(self) -> dict[str, Any]:
+        uniform = self._optuna.distributions.FloatDistribution(0.0, 1.0)
+        return {f"x{d}": uniform for d in range(self.dim)}
+
+    def _new_study(self) -> Any:
+        return self._optuna.create_study(direction=self.direction)
+
+    def _tpe(self) -> Any:
+        """A TPE sampler seeded from (seed, iteration): resuming needs no sampler RNG state."""
+        seed = int(np.random.SeedSequence([self.seed, self.iteration]).generate_state(1)[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", self._optuna.exceptions.ExperimentalWarning)
+            return self._optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=self.n_startup_trials, constant_liar=True
+            )
+
+    def _propose(self, n: int) -> np.ndarray:
+        self._study.sampler = self._tpe()
+        distributions = self._distributions
+        self._pending = [self._study.ask(distributions) for _ in range(n)]
+        return np.array([[t.params[name] for name in distributions] for t in self._pending])
+
+    def _observe(self, positions: np.ndarray, values: list[float | None]) -> None:
+        for i, (position, value) in enumerate(zip(positions.tolist(), values, strict=True)):
+            if self._pending is not None:
+                self._tell(self._pending[i], value)
+            else:  # proposed before a resume: the asked optuna trials are gone
+                self._add(position, value)
+            self._observations.append((position, value))
+        self._pending = None
+
+    def _tell(self, trial: Any, value: float | None) -> None:
+        state = self._optuna.trial.TrialState
+        if value is None:
+            self._study.tell(trial, state=state.FAIL)
+        else:
+            self._study.tell(trial, value)
+
+    def _add(self, position: list[float], value: float | None) -> None:
+        state = self._optuna.trial.TrialState
+        params = {f"x{d}": float(x) for d, x in enumerate(position)}
+        self._study.add_trial(
+            self._optuna.trial.create_trial(
+                params=params,
+                distributions=self._distributions,
+                value=value,
+                state=state.FAIL if value is None else state.COMPLETE,
+            )
+        )
+
+    def _setup(self) -> dict[str, Any]:
+        return super()._setup() | {"n_startup_trials": self.n_startup_trials}
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"observations": [[p, v] for p, v in self._observations]}
+
+    def _load_extra(self, extra: dict[str, Any]) -> None:
+        self._study, self._observations, self._pending = self._new_study(), [], None
+        for position, value in extra["observations"]:
+            self._add(position, value)
+            self._observations.append((position, value))
+
+
+def _import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("optimizer 'tpe' needs Optuna: pip install 'ganpso[optuna]'") from None
+    return optuna
+
+
+OptimizerName = Literal["pso", "random", "tpe"]
+
+
+def _build_pso(
+    dim: int, iterations: int, batch_size: int, seed: int, direction: Direction, pso: PSOConfig
+) -> Optimizer:
+    config = replace(
+        pso, swarm_size=batch_size, iterations=iterations, seed=seed, direction=direction
+    )
+    return ParticleSwarm(dim, config)
+
+
+def _build_sampler(cls: type[BatchSampler]) -> Callable[..., Optimizer]:
+    def build(
+        dim: int, iterations: int, batch_size: int, seed: int, direction: Direction, pso: PSOConfig
+    ) -> Optimizer:
+        return cls(dim, iterations, batch_size, seed, direction)
+
+    return build
+
+
+_REGISTRY: dict[str, Callable[..., Optimizer]] = {
+    "pso": _build_pso,
+    "random": _build_sampler(RandomSearch),
+    "tpe": _build_sampler(TPESampler),
+}
+
+
+def list_optimizers() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_optimizer(
+    name: OptimizerName,
+    dim: int,
+    iterations: int,
+    batch_size: int,
+    seed: int = 0,
+    pso_config: PSOConfig | None = None,
+    direction: Direction | None = None,
+) -> Optimizer:
+    """An optimizer with a budget of ``iterations * batch_size`` evaluations.
+
+    ``pso_config`` tunes the swarm; its ``swarm_size``, ``iterations`` and ``seed`` are replaced
+    by the arguments here so that every optimizer gets the same budget. ``direction`` defaults
+    to the PSO config's (maximize).
+
+    Example:
+        >>> build_optimizer("pso", dim=3, iterations=5, batch_size=4).config.swarm_size
+        4
+    """
+    if name not in _REGISTRY:
+        raise ConfigError(f"optimizer {name!r} is unknown; valid optimizers: {list_optimizers()}")
+    pso = pso_config or PSOConfig()
+    return _REGISTRY[name](dim, iterations, batch_size, seed, direction or pso.direction, pso)

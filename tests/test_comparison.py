@@ -1,0 +1,156 @@
+import numpy as np
+import pytest
+
+from ganpso.emotions import EMOTIONS
+from ganpso.metrics import bootstrap_ci, build_metrics_report, classification_metrics, write_json
+from ganpso.metrics.comparison import (
+    METRICS,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    RUN_FILE,
+    Cell,
+    load_cells,
+    markdown_table,
+    metric_value,
+    paired_test,
+    per_class_means,
+    per_class_table,
+    pooled_ci,
+    summarise,
+    write_predictions,
+)
+
+N_IMAGES = 300
+SKILL = {"weak": 0.3, "middle": 0.5, "strong": 0.8}  # chance of predicting the true label
+
+
+def truth(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, len(EMOTIONS), N_IMAGES)
+
+
+def make_cell(method: str, seed: int, y_true: np.ndarray, skill: float) -> Cell:
+    rng = np.random.default_rng(1000 * seed + int(skill * 100))
+    noise = rng.integers(0, len(EMOTIONS), len(y_true))
+    y_pred = np.where(rng.random(len(y_true)) < skill, y_true, noise)
+    metrics = build_metrics_report(
+        y_true, y_pred, split="PrivateTest", device="cpu: test", seconds=1.0, command="t", n_boot=50
+    )
+    run = {"device": "cpu: test", "wall_seconds": 10.0 + seed}
+    return Cell(method, seed, metrics, y_true, y_pred, run)
+
+
+@pytest.fixture(scope="module")
+def cells() -> list[Cell]:
+    y_true = truth()
+    return [make_cell(m, s, y_true, skill) for m, skill in SKILL.items() for s in range(3)]
+
+
+def test_summary_means_and_std_match_numpy(cells) -> None:
+    rows = summarise(cells, n_boot=200)
+    assert [row.method for row in rows] == list(SKILL)
+    for row in rows:
+        group = [c for c in cells if c.method == row.method]
+        assert row.n == 3
+        assert row.wall_seconds == pytest.approx(11.0)
+        for name in METRICS:
+            values = np.array([metric_value(c.metrics, name) for c in group])
+            assert row.mean[name] == pytest.approx(values.mean())
+            assert row.std[name] == pytest.approx(values.std(ddof=1))
+
+
+def test_intervals_contain_the_point_estimate(cells) -> None:
+    for row in summarise(cells, n_boot=300):
+        for name in ("accuracy", "macro_f1"):
+            low, high = row.ci95[name]
+            assert low <= row.mean[name] <= high
+            assert high - low < 0.2
+
+
+def test_one_seed_pooled_interval_equals_bootstrap_ci(cells) -> None:
+    cell = cells[0]
+    expected = bootstrap_ci(cell.y_true, cell.y_pred, len(EMOTIONS), n_boot=200, seed=3)
+    for name in ("accuracy", "macro_f1"):
+        assert pooled_ci([cell], name, n_boot=200, seed=3) == pytest.approx(expected[name])
+
+
+def test_paired_test_identical_methods_gives_p_one(cells) -> None:
+    group = [c for c in cells if c.method == "middle"]
+    result = paired_test(group, group, n_boot=300)
+    assert result.difference == 0.0
+    assert result.p_bootstrap == pytest.approx(1.0)
+    assert result.ci95 == (0.0, 0.0)
+    assert result.n_pairs == 3 and result.p_ttest == pytest.approx(1.0)
+
+
+def test_paired_test_detects_a_clearly_better_method(cells) -> None:
+    strong = [c for c in cells if c.method == "strong"]
+    weak = [c for c in cells if c.method == "weak"]
+    result = paired_test(strong, weak, metric="macro_f1", n_boot=500)
+    assert result.difference > 0.3
+    assert result.p_bootstrap < 0.01
+    assert 0 < result.ci95[0] <= result.difference <= result.ci95[1]
+    assert result.n_pairs == 3 and result.p_ttest < 0.01 and result.t_statistic > 0
+
+
+def test_paired_test_means_match_the_reports(cells) -> None:
+    group = [c for c in cells if c.method == "weak"]
+    for name in METRICS:
+        result = paired_test(group, group, metric=name, n_boot=10)
+        expected = np.mean([metric_value(c.metrics, name) for c in group])
+        assert result.mean_a == pytest.approx(expected, abs=1e-12)
+
+
+def test_paired_test_without_three_seeds_skips_the_t_test(cells) -> None:
+    result = paired_test(cells[:2], cells[3:4], n_boot=50)
+    assert result.p_ttest is None and result.n_pairs == 1
+
+
+def test_paired_test_refuses_different_test_images(cells) -> None:
+    other = make_cell("other", 0, truth(seed=9), 0.5)
+    with pytest.raises(ValueError, match="y_true differs"):
+        paired_test(cells[:1], [other], n_boot=10)
+    with pytest.raises(KeyError, match="valid metrics"):
+        paired_test(cells[:1], cells[:1], metric="nope")
+
+
+def test_markdown_table_has_one_row_per_method(cells) -> None:
+    external = Cell("external", None, cells[0].metrics)  # evaluated once, no predictions
+    rows = summarise([*cells, external], n_boot=50)
+    lines = markdown_table(rows).splitlines()
+    assert len(lines) == 2 + len(SKILL) + 1
+    assert [line.split("|")[1].strip() for line in lines[2:]] == [*SKILL, "external"]
+    external_row = rows[-1]
+    assert external_row.n == 1 and external_row.std["accuracy"] is None
+    assert external_row.ci95["accuracy"] == tuple(cells[0].metrics["accuracy_ci95"])
+    assert "±" not in lines[-1]
+
+
+def test_per_class_means_and_table(cells) -> None:
+    means = per_class_means(cells)
+    group = [c for c in cells if c.method == "strong"]
+    expected = np.mean([c.metrics["per_class"]["fear"]["f1"] for c in group])
+    assert means["strong"]["per_class"]["fear"]["f1"] == pytest.approx(expected)
+    table = per_class_table(cells)
+    assert [row[0] for row in table.rows] == list(EMOTIONS)
+    assert len(table.headers) == 1 + 3 * len(SKILL)
+
+
+def test_load_cells_reads_the_compare_layout(tmp_path, cells) -> None:
+    for cell in cells[:4]:
+        folder = tmp_path / cell.method / f"seed{cell.seed}"
+        write_json(cell.metrics, folder / METRICS_FILE)
+        write_predictions(folder / PREDICTIONS_FILE, cell.y_true, cell.y_pred)
+        write_json(cell.run, folder / RUN_FILE)
+    write_json(cells[0].metrics, tmp_path / "external" / METRICS_FILE)
+    loaded = load_cells(tmp_path)
+    assert [(c.method, c.seed) for c in loaded] == [
+        ("external", None),
+        ("middle", 0),
+        ("weak", 0),
+        ("weak", 1),
+        ("weak", 2),
+    ]
+    weak = loaded[2]
+    np.testing.assert_array_equal(weak.y_pred, cells[0].y_pred)
+    assert weak.run["wall_seconds"] == 10.0
+    assert classification_metrics(weak.y_true, weak.y_pred)["accuracy"] == weak.metrics["accuracy"]

@@ -1,0 +1,261 @@
+"""The whole method: GAN balancing, the search objective, ``ganpso run`` stages and ``compare``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from factories import tiny_dataset
+from ganpso.classifier.checkpoint import Preprocessing, save_classifier
+from ganpso.classifier.models import build_model
+from ganpso.cli import main
+from ganpso.config import FidelityConfig, GanConfig, ModelConfig, SyntheticConfig, TrainConfig
+from ganpso.data import FerDataset, Split
+from ganpso.emotions import EMOTIONS
+from ganpso.gan import Generator
+from ganpso.gan.checkpoint import save_generator
+from ganpso.pipeline import objective as objective_module
+from ganpso.pipeline.balance import (
+    SyntheticPool,
+    add_synthetic,
+    combine,
+    draw_candidates,
+    synthetic_counts,
+)
+from ganpso.pipeline.objective import PipelineObjective, stratified_fraction, with_settings
+
+ARCHIVE = Path(__file__).parents[1] / ".." / "shared" / "data" / "fer2013.zip"
+needs_archive = pytest.mark.skipif(not ARCHIVE.exists(), reason="../shared/data/fer2013.zip absent")
+
+
+def test_counts_top_up_each_class_to_its_ratio() -> None:
+    real = np.array([100, 10, 50, 200, 80, 60, 90])
+    counts = synthetic_counts(real, 0.5, {"disgust": 1.0})
+    assert counts.tolist() == [0, 190, 50, 0, 20, 40, 10]
+    assert synthetic_counts(real, 0.0, {}).sum() == 0
+
+
+def test_unknown_class_ratio_is_refused() -> None:
+    with pytest.raises(Exception, match="unknown classes"):
+        synthetic_counts(np.ones(7, int), 0.5, {"contempt": 1.0})
+
+
+def tiny_generator(path: Path) -> Path:
+    torch.manual_seed(0)
+    generator = Generator(z_dim=8, width=4).eval()
+    config = GanConfig(z_dim=8, g_width=4)
+    save_generator(path, generator, config, step=1)
+    return path
+
+
+def test_candidates_do_not_depend_on_how_many_are_drawn(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    generator = Generator(z_dim=8, width=4).eval()
+    few = draw_candidates(generator, 1, 3, seed=5)
+    many = draw_candidates(generator, 1, 700, seed=5)
+    assert np.array_equal(few, many[:3])
+    assert not np.array_equal(few, draw_candidates(generator, 2, 3, seed=5))
+
+
+def tiny_classifier(path: Path) -> Path:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=4))
+    save_classifier(path, model, ModelConfig(width=4), EMOTIONS, Preprocessing(crop=40))
+    return path
+
+
+def test_add_synthetic_weights_and_filter(tmp_path: Path) -> None:
+    real = tiny_dataset(per_class=4)["Training"]
+    config = SyntheticConfig(
+        generator=str(tiny_generator(tmp_path / "g.safetensors")),
+        ratio=2.0,
+        weight=0.25,
+        filter_classifier=str(tiny_classifier(tmp_path / "c.safetensors")),
+    )
+    mixed = add_synthetic(real, config, log=lambda _: None)
+    assert len(mixed) == len(real) + 7 * 4  # each class topped up from 4 to 8
+    assert mixed.weights is not None
+    assert np.all(mixed.weights[: len(real)] == 1) and np.all(mixed.weights[len(real) :] == 0.25)
+    assert np.array_equal(np.bincount(mixed.labels), [8] * 7)
+    strict = add_synthetic(real, replace(config, filter_confidence=1.01), log=lambda _: None)
+    assert len(strict) == len(real)  # nothing passes an impossible filter
+
+
+def test_pool_select_keeps_order_and_threshold() -> None:
+    images = [np.arange(5, dtype=np.uint8)[:, None, None].repeat(48, 1).repeat(48, 2)] * 7
+    confidence = [np.array([0.9, 0.1, 0.8, 0.2, 0.7], np.float32)] * 7
+    pool = SyntheticPool(images, confidence)
+    assert pool.select(0, 2, 0.5)[:, 0, 0].tolist() == [0, 2]
+    assert pool.select(0, 10, 0.5)[:, 0, 0].tolist() == [0, 2, 4]
+    mixed = combine(
+        Split(images[0][:1], np.array([3])), [pool.select(0, 1, 0)] + [images[0][:0]] * 6, 0.5
+    )
+    assert mixed.labels.tolist() == [3, 0] and mixed.weights.tolist() == [1.0, 0.5]
+
+
+def test_with_settings_sets_nested_keys() -> None:
+    raw = with_settings(
+        {"lr": 0.1, "synthetic": {}},
+        {"synthetic.class_ratios.disgust": 0.4, "lr": np.float64(0.05)},
+    )
+    assert raw == {"lr": 0.05, "synthetic": {"class_ratios": {"disgust": 0.4}}}
+    assert TrainConfig.from_dict(raw).synthetic.class_ratios == {"disgust": 0.4}
+
+
+def test_stratified_fraction_keeps_every_class() -> None:
+    split = tiny_dataset(per_class=10)["Training"]
+    half = stratified_fraction(split, 0.5, seed=0)
+    assert np.array_equal(np.bincount(half.labels), [5] * 7)
+
+
+class NoPrivateTest(FerDataset):
+    def __getitem__(self, name: str) -> Split:
+        if name == "PrivateTest":
+            raise AssertionError("the search objective read PrivateTest")
+        return super().__getitem__(name)
+
+
+def test_objective_scores_publictest_and_never_reads_privatetest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tiny_dataset(per_class=6)
+    guarded = NoPrivateTest(data.splits, "synthetic")
+    monkeypatch.setattr(objective_module, "load_dataset", lambda _config: guarded)
+    pool = SyntheticPool([np.zeros((20, 48, 48), np.uint8)] * 7, [np.ones(20, np.float32)] * 7)
+    pool.save(tmp_path / "pool.npz")
+    base = TrainConfig(model=ModelConfig(width=4), device="cpu", precision="fp32", batch_size=16)
+    objective = PipelineObjective(
+        base, tiny_classifier(tmp_path / "c.safetensors"), tmp_path / "pool.npz", FidelityConfig()
+    )
+    settings = {"synthetic.ratio": 2.0, "synthetic.weight": 0.5, "lr": 0.05}
+    first = objective(settings)
+    assert 0.0 <= first <= 1.0
+    assert objective(settings) == first  # deterministic
+    config = TrainConfig.from_dict(with_settings(base.to_dict(), settings))
+    assert len(objective.training_split(config)) == 21 + 21  # 3 real per class, topped up to 6
+
+
+def test_sample_weights_scale_the_loss() -> None:
+    from ganpso.classifier.training import train_one_epoch
+
+    split = tiny_dataset(per_class=2)["Training"]
+    zero = Split(split.images, split.labels, np.zeros(len(split), np.float32))
+    config = TrainConfig(model=ModelConfig(width=4), device="cpu", precision="fp32")
+    model = build_model(config.model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, 1.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    stats = train_one_epoch(
+        model, zero, optimizer, scheduler, config, torch.device("cpu"), torch.Generator()
+    )
+    assert stats["train/loss"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    args = ["run", "--profile", "smoke", "--data", str(ARCHIVE), "--device", "cpu", "--out"]
+    assert main([*args, str(out), "--stop-after", "gan"]) == 0
+    first = sorted(p.name for p in out.iterdir() if (p / "stage.json").exists())
+    assert main([*args, str(out)]) == 0
+    return out, first
+
+
+@needs_archive
+def test_smoke_profile_runs_every_stage_and_resumes(smoke_run: tuple[Path, list[str]]) -> None:
+    out, first = smoke_run
+    assert first == ["classifier", "gan"]
+    for path in (
+        "classifier/best.safetensors",
+        "gan/generator.safetensors",
+        "gan/gan-metrics.json",
+        "search/convergence.png",
+        "search/best-config.yaml",
+        "final/metrics-PrivateTest.json",
+        "final/predictions-PrivateTest.npz",
+        "report/report.md",
+        "report/report.html",
+    ):
+        assert (out / path).exists(), path
+    best = TrainConfig.from_yaml(out / "search" / "best-config.yaml")
+    assert best.synthetic.generator and Path(best.synthetic.generator).exists()
+    stamps = {p: (out / p / "stage.json").stat().st_mtime_ns for p in ("classifier", "final")}
+    assert (
+        main(
+            [
+                "run",
+                "--profile",
+                "smoke",
+                "--data",
+                str(ARCHIVE),
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert stamps == {p: (out / p / "stage.json").stat().st_mtime_ns for p in stamps}
+
+
+@needs_archive
+def test_compare_cells_are_kept_and_reused(smoke_run: tuple[Path, list[str]]) -> None:
+    out, _ = smoke_run
+    cells_dir = out / "compare"
+    methods = ["cnn", "ganpso", "oversample", "mini_xception"]
+    assert (
+        main(
+            [
+                "compare",
+                "--run",
+                str(out),
+                "--methods",
+                *methods,
+                "--seeds",
+                "0",
+                "--out",
+                str(cells_dir),
+            ]
+        )
+        == 0
+    )
+    for method in methods:
+        record = json.loads((cells_dir / method / "seed0" / "cell.json").read_text())
+        assert record["method"] == method
+    assert json.loads((cells_dir / "cnn" / "seed0" / "cell.json").read_text())["reused"]
+    stamp = (cells_dir / "oversample" / "seed0" / "cell.json").stat().st_mtime_ns
+    assert (
+        main(
+            [
+                "compare",
+                "--run",
+                str(out),
+                "--methods",
+                "oversample",
+                "--seeds",
+                "0",
+                "--out",
+                str(cells_dir),
+            ]
+        )
+        == 0
+    )
+    assert (cells_dir / "oversample" / "seed0" / "cell.json").stat().st_mtime_ns == stamp
+    assert "oversample" in (out / "report" / "report.md").read_text()
+
+
+@needs_archive
+def test_run_refuses_a_changed_config(smoke_run: tuple[Path, list[str]], capsys) -> None:
+    out, _ = smoke_run
+    code = main(
+        ["run", "--profile", "smoke", "--data", str(ARCHIVE), "--out", str(out), "--seed", "3"]
+    )
+    assert code == 2
+    assert "another config" in capsys.readouterr().err

@@ -1,0 +1,128 @@
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganpso.emotions import EMOTIONS
+from ganpso.metrics import build_metrics_report, write_json
+from ganpso.metrics.comparison import (
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    RUN_FILE,
+    write_predictions,
+)
+from ganpso.report import write_report
+
+METHODS = {"cnn": 0.5, "ganpso": 0.7, "hog-svm": 0.3}
+
+
+def tiny_png(path, seed: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (14, 14), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def report_json(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    return build_metrics_report(
+        y_true, y_pred, split="PrivateTest", device="cpu: test", seconds=2.0, command="c", n_boot=20
+    )
+
+
+def write_compare(run_dir) -> None:
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, len(EMOTIONS), 300)
+    for method, skill in METHODS.items():
+        for seed in range(3):
+            y_pred = np.where(rng.random(300) < skill, y_true, rng.integers(0, 7, 300))
+            folder = run_dir / "compare" / method / f"seed{seed}"
+            write_json(report_json(y_true, y_pred), folder / METRICS_FILE)
+            write_predictions(folder / PREDICTIONS_FILE, y_true, y_pred)
+            write_json({"device": "cpu: test", "wall_seconds": 60.0}, folder / RUN_FILE)
+
+
+def write_stages(run_dir) -> None:
+    gan_metrics = {
+        "fid_kid": {"per_class": {"disgust": {"fid": 9.5, "kid": 0.07}}, "overall": {"fid": 1.9}},
+        "summary": "FID 1.9",
+        "device": "cpu: gan",
+        "seconds": 173.3,
+    }
+    write_json(gan_metrics, run_dir / "gan" / "gan-metrics.json")
+    tiny_png(run_dir / "gan" / "samples.png", seed=1)
+    history = [{"iteration": i, "best": 0.5 + 0.01 * i, "mean": 0.4} for i in range(4)]
+    write_json(
+        {"history": history, "device": "cpu: pso", "seconds": 99},
+        run_dir / "search" / "history.json",
+    )
+    tiny_png(run_dir / "search" / "convergence.png", seed=2)
+    y = np.arange(70) % 7
+    write_json(report_json(y, y), run_dir / "final" / "metrics-PrivateTest.json")
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    write_compare(run_dir)
+    write_stages(run_dir)
+    md_path, html_path = write_report(run_dir)
+    return md_path.read_text(), html_path.read_text(), md_path.parent
+
+
+def test_report_builds_both_files(full_report) -> None:
+    markdown, page, out_dir = full_report
+    assert out_dir.name == "report"
+    assert (out_dir / "report.md").exists() and (out_dir / "report.html").exists()
+    assert "not run" not in markdown.replace("quoted, not run", "")
+    for title in re.findall(r"^## (.+)$", markdown, flags=re.M):
+        assert title.split("(")[0].strip() in page
+
+
+def test_comparison_rows_and_paired_test(full_report) -> None:
+    markdown, _, _ = full_report
+    for method in METHODS:
+        assert f"| {method} | 3 |" in markdown
+    assert "| ganpso | cnn |" in markdown  # the paired test's row
+    assert "cpu: test" in markdown
+
+
+def test_html_is_self_contained_and_embeds_images(full_report) -> None:
+    markdown, page, out_dir = full_report
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:|//)", page, flags=re.I)
+    assert "<link" not in page and "<script" not in page
+    images = re.findall(r'<img src="([^"]+)"', page)
+    # per-class bars, one confusion matrix per method, GAN grid, PSO convergence
+    assert len(images) == 1 + len(METHODS) + 2
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown):
+        assert (out_dir / link).exists()
+
+
+def test_every_figure_names_device_and_wall_time(full_report) -> None:
+    markdown, _, _ = full_report
+    captions = re.findall(r"^\*(.+)\*$", markdown, flags=re.M)
+    assert len(captions) == 1 + len(METHODS) + 2
+    assert all("device" in c.lower() and " s" in c for c in captions)
+    assert "cpu: gan" in markdown and "173 s" in markdown and "cpu: pso" in markdown
+
+
+def test_published_anchors_are_marked_quoted(full_report) -> None:
+    markdown, page, _ = full_report
+    assert "quoted, not run" in markdown and "74.14 %" in markdown and "73.28 %" in page
+
+
+def test_missing_inputs_say_not_run(tmp_path) -> None:
+    md_path, html_path = write_report(tmp_path / "empty-run", tmp_path / "out")
+    markdown, page = md_path.read_text(), html_path.read_text()
+    assert markdown.count("*not run*:") == 7  # every section but the quoted anchors
+    assert page.count("<em>not run</em>:") == 7
+    assert "<img" not in page
+
+
+def test_partial_run_reports_what_is_missing(tmp_path) -> None:
+    tiny_png(tmp_path / "gan" / "samples.png")
+    write_compare(tmp_path)
+    markdown = write_report(tmp_path, treatment="ganpso", control="absent")[0].read_text()
+    assert "no cells for `absent`" in markdown
+    assert "`gan/gan-metrics.json` is absent" in markdown
+    assert "gan-samples.png" in markdown
