@@ -1,9 +1,10 @@
 """Does the search's reduced-fidelity fitness rank settings as full training does?
 
 For each trained model folder (a full ``ganpso train``-style run with ``config.yaml`` and
-``metrics-PublicTest.json``), read the values of the search-space keys from its config, score them
-with the run's reduced-fidelity objective (same trunk, pool and fidelity as the search), and put
-that beside the full run's PublicTest macro-F1 (test-time views as in the report). PublicTest only.
+``history.jsonl``), read the values of the search-space keys from its config, score them with the
+run's reduced-fidelity objective (same trunk, pool and fidelity as the search), and put that beside
+the full run's PublicTest macro-F1 at the epoch it kept (one view, as the search scores).
+PublicTest only.
 
     python benchmarks/fidelity_agreement.py --run runs/default \
         --models runs/default/classifier runs/default/final results/compare/gan_fixed/seed0 \
@@ -20,7 +21,7 @@ from typing import Any
 
 from scipy import stats
 
-from ganpso.config import RunConfig, read_yaml
+from ganpso.config import RunConfig, TrainConfig, read_yaml
 from ganpso.device import describe_device, resolve_device
 from ganpso.pipeline.objective import PipelineObjective
 from ganpso.pipeline.run import RunContext, final_base
@@ -46,6 +47,13 @@ def model_settings(config: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     return settings
 
 
+def kept_epoch_macro_f1(folder: Path, selection_metric: str) -> float:
+    """PublicTest macro-F1 (one view, as the search scores) of the epoch the full run kept."""
+    rows = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+    kept = max(rows, key=lambda row: row[f"val/{selection_metric}"])
+    return float(kept["val/macro_f1"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True)
@@ -65,9 +73,10 @@ def main() -> None:
     rows = []
     started = time.perf_counter()
     for folder in args.models:
-        settings = model_settings(read_yaml(folder / "config.yaml"), keys)
+        config = TrainConfig.from_yaml(folder / "config.yaml").to_dict()  # defaults filled in
+        settings = model_settings(config, keys)
         reduced = objective(settings)
-        full = json.loads((folder / "metrics-PublicTest.json").read_text())["macro"]["f1"]
+        full = kept_epoch_macro_f1(folder, config["selection_metric"])
         rows.append({"model": str(folder), "settings": settings, "reduced": reduced, "full": full})
         print(f"{folder}: reduced {reduced:.4f}  full {full:.4f}")
     reduced, full = [r["reduced"] for r in rows], [r["full"] for r in rows]

@@ -259,3 +259,29 @@ def test_run_refuses_a_changed_config(smoke_run: tuple[Path, list[str]], capsys)
     )
     assert code == 2
     assert "another config" in capsys.readouterr().err
+
+
+@needs_archive
+def test_predictions_are_recovered_only_when_they_reproduce_the_report(
+    smoke_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    import shutil
+
+    from ganpso.config import DataConfig
+    from ganpso.data import load_dataset
+    from ganpso.errors import ConfigError
+    from ganpso.pipeline.run import recover_predictions
+
+    out, _ = smoke_run
+    folder = tmp_path / "final"
+    shutil.copytree(out / "final", folder)
+    original = np.load(folder / "predictions-PrivateTest.npz")["y_pred"]
+    (folder / "predictions-PrivateTest.npz").unlink()
+    dataset = load_dataset(DataConfig(source=str(ARCHIVE), limit_per_class=40))
+    recover_predictions(folder, dataset)
+    assert np.array_equal(np.load(folder / "predictions-PrivateTest.npz")["y_pred"], original)
+    report = json.loads((folder / "metrics-PrivateTest.json").read_text())
+    report["confusion_matrix"][0][0] += 1
+    (folder / "metrics-PrivateTest.json").write_text(json.dumps(report))
+    with pytest.raises(ConfigError, match="cannot reproduce"):
+        recover_predictions(folder, dataset)

@@ -24,7 +24,7 @@ from ganpso.config import RunConfig, TrainConfig, read_yaml, write_yaml
 from ganpso.data import FerDataset, load_dataset
 from ganpso.device import describe_device, resolve_device
 from ganpso.errors import ConfigError
-from ganpso.pipeline.run import evaluate_private, final_base
+from ganpso.pipeline.run import evaluate_private, final_base, recover_predictions
 
 HAND_SET_RATIO = 0.5  # GAN without PSO: every class topped up to half of the largest one
 Log = Callable[[str], None]
@@ -112,6 +112,8 @@ def run_cell(
 def reuse_run_model(folder: Path, dataset: FerDataset, out: Path, log: Log) -> None:
     if not (folder / "metrics-PrivateTest.json").exists():
         evaluate_private(folder, dataset, "ganpso compare")
+    elif not (folder / "predictions-PrivateTest.npz").exists():
+        recover_predictions(folder, dataset)
     for name in ("metrics-PrivateTest.json", "predictions-PrivateTest.npz", "config.yaml"):
         if (folder / name).exists():
             shutil.copy2(folder / name, out / name)

@@ -203,6 +203,41 @@ def evaluate_private(model_dir: Path, dataset: FerDataset, command: str) -> dict
     return report
 
 
+def recover_predictions(model_dir: Path, dataset: FerDataset) -> None:
+    """Predictions of a model whose PrivateTest report predates the predictions file.
+
+    The evaluation is repeated as it was run (same views and precision) and kept only if its
+    confusion matrix equals the recorded one: it reproduces the one evaluation, it is not a new
+    one.
+    """
+    from ganpso.classifier import load_classifier
+    from ganpso.classifier.training import predict_proba
+    from ganpso.metrics import classification_metrics, read_json
+
+    config = TrainConfig.from_yaml(model_dir / "config.yaml")
+    device = resolve_device(config.device)
+    checkpoint = load_classifier(model_dir / "best.safetensors", device)
+    private = dataset["PrivateTest"]
+    probs = predict_proba(
+        checkpoint.model,
+        private.images,
+        crop=checkpoint.preprocessing.crop,
+        tta=config.tta,
+        device=device,
+        precision=config.precision,
+    )
+    predictions = probs.argmax(1)
+    recorded = read_json(model_dir / "metrics-PrivateTest.json")["confusion_matrix"]
+    if classification_metrics(private.labels, predictions)["confusion_matrix"] != recorded:
+        raise ConfigError(f"{model_dir}: cannot reproduce its PrivateTest predictions")
+    np.savez_compressed(
+        model_dir / "predictions-PrivateTest.npz",
+        y_true=private.labels,
+        y_pred=predictions,
+        probs=probs.astype(np.float32),
+    )
+
+
 def stage_done(run_dir: Path, name: str) -> bool:
     return (run_dir / name / "stage.json").exists()
 

@@ -257,6 +257,7 @@ def plot_convergence(history: list[dict[str, Any]], path: str | Path) -> None:
     """Best-so-far and iteration mean on the left axis, particle spread on the right one."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     x = [h["iteration"] + 1 for h in history]
 
@@ -269,6 +270,7 @@ def plot_convergence(history: list[dict[str, Any]], path: str | Path) -> None:
     ax.plot(x, series("best"), "o-", label="best so far")
     ax.plot(x, series("mean"), "s--", label="iteration mean")
     ax.set_xlabel("iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("fitness")
     spread_ax = ax.twinx()
     spread_ax.plot(x, series("spread"), ":", color="grey", label="spread")
