@@ -160,15 +160,33 @@ def train_and_report(ctx: RunContext, config: TrainConfig, out: Path) -> None:
     write_report(report, out)
 
 
-def evaluate_private(model_dir: Path, dataset: FerDataset, command: str) -> dict[str, Any]:
-    """The one PrivateTest evaluation of ``model_dir``: metrics, confusion plot, predictions."""
-    from ganpso.classifier import load_classifier
-    from ganpso.classifier.evaluation import write_report
-    from ganpso.classifier.training import predict_proba
-    from ganpso.metrics import build_metrics_report
+@dataclass(frozen=True)
+class PrivatePredictions:
+    labels: np.ndarray
+    probs: np.ndarray
+    classes: tuple[str, ...]
+    device: str
+    seed: int
+    seconds: float
 
-    if (model_dir / "metrics-PrivateTest.json").exists():
-        raise ConfigError(f"{model_dir}: PrivateTest was already evaluated; it is touched once")
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.probs.argmax(1)
+
+    def save(self, model_dir: Path) -> None:
+        np.savez_compressed(
+            model_dir / "predictions-PrivateTest.npz",
+            y_true=self.labels,
+            y_pred=self.predictions,
+            probs=self.probs.astype(np.float32),
+        )
+
+
+def predict_private(model_dir: Path, dataset: FerDataset) -> PrivatePredictions:
+    """``model_dir``'s best checkpoint on PrivateTest, with its own views and precision."""
+    from ganpso.classifier import load_classifier
+    from ganpso.classifier.training import predict_proba
+
     config = TrainConfig.from_yaml(model_dir / "config.yaml")
     device = resolve_device(config.device)
     checkpoint = load_classifier(model_dir / "best.safetensors", device)
@@ -182,23 +200,35 @@ def evaluate_private(model_dir: Path, dataset: FerDataset, command: str) -> dict
         device=device,
         precision=config.precision,
     )
-    predictions = probs.argmax(1)
-    report = build_metrics_report(
+    return PrivatePredictions(
         private.labels,
-        predictions,
+        probs,
+        checkpoint.classes,
+        describe_device(device),
+        config.seed,
+        time.perf_counter() - started,
+    )
+
+
+def evaluate_private(model_dir: Path, dataset: FerDataset, command: str) -> dict[str, Any]:
+    """The one PrivateTest evaluation of ``model_dir``: metrics, confusion plot, predictions."""
+    from ganpso.classifier.evaluation import write_report
+    from ganpso.metrics import build_metrics_report
+
+    if (model_dir / "metrics-PrivateTest.json").exists():
+        raise ConfigError(f"{model_dir}: PrivateTest was already evaluated; it is touched once")
+    result = predict_private(model_dir, dataset)
+    report = build_metrics_report(
+        result.labels,
+        result.predictions,
         split="PrivateTest",
-        classes=checkpoint.classes,
-        device=describe_device(device),
-        seconds=time.perf_counter() - started,
+        classes=result.classes,
+        device=result.device,
+        seconds=result.seconds,
         command=command,
-        seed=config.seed,
+        seed=result.seed,
     )
-    np.savez_compressed(
-        model_dir / "predictions-PrivateTest.npz",
-        y_true=private.labels,
-        y_pred=predictions,
-        probs=probs.astype(np.float32),
-    )
+    result.save(model_dir)
     write_report(report, model_dir)
     return report
 
@@ -210,32 +240,13 @@ def recover_predictions(model_dir: Path, dataset: FerDataset) -> None:
     confusion matrix equals the recorded one: it reproduces the one evaluation, it is not a new
     one.
     """
-    from ganpso.classifier import load_classifier
-    from ganpso.classifier.training import predict_proba
     from ganpso.metrics import classification_metrics, read_json
 
-    config = TrainConfig.from_yaml(model_dir / "config.yaml")
-    device = resolve_device(config.device)
-    checkpoint = load_classifier(model_dir / "best.safetensors", device)
-    private = dataset["PrivateTest"]
-    probs = predict_proba(
-        checkpoint.model,
-        private.images,
-        crop=checkpoint.preprocessing.crop,
-        tta=config.tta,
-        device=device,
-        precision=config.precision,
-    )
-    predictions = probs.argmax(1)
+    result = predict_private(model_dir, dataset)
     recorded = read_json(model_dir / "metrics-PrivateTest.json")["confusion_matrix"]
-    if classification_metrics(private.labels, predictions)["confusion_matrix"] != recorded:
+    if classification_metrics(result.labels, result.predictions)["confusion_matrix"] != recorded:
         raise ConfigError(f"{model_dir}: cannot reproduce its PrivateTest predictions")
-    np.savez_compressed(
-        model_dir / "predictions-PrivateTest.npz",
-        y_true=private.labels,
-        y_pred=predictions,
-        probs=probs.astype(np.float32),
-    )
+    result.save(model_dir)
 
 
 def stage_done(run_dir: Path, name: str) -> bool:
