@@ -205,48 +205,23 @@ def test_smoke_profile_runs_every_stage_and_resumes(smoke_run: tuple[Path, list[
     assert stamps == {p: (out / p / "stage.json").stat().st_mtime_ns for p in stamps}
 
 
+def run_compare(run: Path, cells: Path, *methods: str) -> int:
+    args = ["compare", "--run", str(run), "--methods", *methods, "--seeds", "0"]
+    return main([*args, "--out", str(cells)])
+
+
 @needs_archive
 def test_compare_cells_are_kept_and_reused(smoke_run: tuple[Path, list[str]]) -> None:
     out, _ = smoke_run
     cells_dir = out / "compare"
     methods = ["cnn", "ganpso", "oversample", "mini_xception"]
-    assert (
-        main(
-            [
-                "compare",
-                "--run",
-                str(out),
-                "--methods",
-                *methods,
-                "--seeds",
-                "0",
-                "--out",
-                str(cells_dir),
-            ]
-        )
-        == 0
-    )
+    assert run_compare(out, cells_dir, *methods) == 0
     for method in methods:
         record = json.loads((cells_dir / method / "seed0" / "cell.json").read_text())
         assert record["method"] == method
     assert json.loads((cells_dir / "cnn" / "seed0" / "cell.json").read_text())["reused"]
     stamp = (cells_dir / "oversample" / "seed0" / "cell.json").stat().st_mtime_ns
-    assert (
-        main(
-            [
-                "compare",
-                "--run",
-                str(out),
-                "--methods",
-                "oversample",
-                "--seeds",
-                "0",
-                "--out",
-                str(cells_dir),
-            ]
-        )
-        == 0
-    )
+    assert run_compare(out, cells_dir, "oversample") == 0
     assert (cells_dir / "oversample" / "seed0" / "cell.json").stat().st_mtime_ns == stamp
     assert "oversample" in (out / "report" / "report.md").read_text()
 

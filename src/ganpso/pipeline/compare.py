@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +191,7 @@ def ensure_nogan_search(run: RunConfig, run_dir: Path, log: Log) -> None:
     space = {k: v for k, v in search.space.items() if not k.startswith("synthetic.")}
     if not space:
         raise ConfigError("the search space has only synthetic settings: nothing left to tune")
-    nogan = type(search)(**{**search.__dict__, "space": space})
+    nogan = replace(search, space=space)
     base = run.classifier
     best = search_pipeline(
         nogan,

@@ -64,11 +64,6 @@ def stratified_fraction(split: Split, fraction: float, seed: int) -> Split:
     return Split(split.images[index], split.labels[index])
 
 
-def pool_sizes(real_counts: np.ndarray, space_max_ratio: float, factor: int) -> np.ndarray:
-    """Candidates per class a pool needs for every ratio up to ``space_max_ratio``."""
-    return synthetic_counts(real_counts, space_max_ratio, {}) * factor
-
-
 class PipelineObjective:
     """Picklable fitness: workers load the data (cached on disk) and pool themselves."""
 
