@@ -1,14 +1,15 @@
 """Does the search's reduced-fidelity fitness rank settings as full training does?
 
 For each trained model folder (a full ``ganpso train``-style run with ``config.yaml`` and
-``history.jsonl``), read the values of the search-space keys from its config, score them with the
-run's reduced-fidelity objective (same trunk, pool and fidelity as the search), and put that beside
-the full run's PublicTest macro-F1 at the epoch it kept (one view, as the search scores).
-PublicTest only.
+``history.jsonl``), read the values of the search-space keys (and the re-balancing keys, so that
+the class-weighted and oversampled baselines count too) from its config, score them with the
+run's reduced-fidelity objective (same trunk, pool and fidelity as the search, or the fidelity
+given with ``--fidelity KEY=VALUE``), and put that beside the full run's PublicTest macro-F1 at the
+epoch it kept (one view, as the search scores). PublicTest only.
 
     python benchmarks/fidelity_agreement.py --run runs/default \
         --models runs/default/classifier runs/default/final results/compare/gan_fixed/seed0 \
-        --out results/run-default/fidelity-agreement.json
+        --fidelity mode=scratch --fidelity epochs=4 --out results/run-default/fidelity.json
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from typing import Any
 
 from scipy import stats
 
-from ganpso.config import RunConfig, TrainConfig, read_yaml
+from ganpso.config import (
+    FidelityConfig,
+    RunConfig,
+    TrainConfig,
+    apply_overrides,
+    build_config,
+    read_yaml,
+)
 from ganpso.device import describe_device, resolve_device
 from ganpso.pipeline.objective import PipelineObjective
 from ganpso.pipeline.run import RunContext, final_base
@@ -47,6 +55,9 @@ def model_settings(config: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     return settings
 
 
+REBALANCING_KEYS = ["class_weighting", "sampling"]
+
+
 def kept_epoch_macro_f1(folder: Path, selection_metric: str) -> float:
     """PublicTest macro-F1 (one view, as the search scores) of the epoch the full run kept."""
     rows = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
@@ -58,35 +69,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--models", type=Path, nargs="+", required=True)
+    parser.add_argument("--fidelity", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
     run = RunConfig.from_dict(read_yaml(args.run / "config.yaml"))
     base = final_base(RunContext(run, args.run, "", print))
+    fidelity_raw = apply_overrides(run.search.fidelity.__dict__, args.fidelity)
+    fidelity = build_config(FidelityConfig, fidelity_raw, "--fidelity")
     objective = PipelineObjective(
         base,
         args.run / "classifier" / "best.safetensors",
         args.run / "search" / "pool.npz",
-        run.search.fidelity,
+        fidelity,
     )
-    keys = list(run.search.space)
+    keys = list(run.search.space) + REBALANCING_KEYS
     rows = []
     started = time.perf_counter()
     for folder in args.models:
         config = TrainConfig.from_yaml(folder / "config.yaml").to_dict()  # defaults filled in
         settings = model_settings(config, keys)
+        started_model = time.perf_counter()
         reduced = objective(settings)
+        seconds = round(time.perf_counter() - started_model, 1)
         full = kept_epoch_macro_f1(folder, config["selection_metric"])
-        rows.append({"model": str(folder), "settings": settings, "reduced": reduced, "full": full})
-        print(f"{folder}: reduced {reduced:.4f}  full {full:.4f}")
+        rows.append(
+            {
+                "model": str(folder),
+                "settings": settings,
+                "reduced": reduced,
+                "full": full,
+                "reduced_seconds": seconds,
+            }
+        )
+        print(f"{folder}: reduced {reduced:.4f} ({seconds:.0f} s)  full {full:.4f}")
     reduced, full = [r["reduced"] for r in rows], [r["full"] for r in rows]
     rho = stats.spearmanr(reduced, full).statistic if len(rows) > 2 else None
     report = {
         "command": "python benchmarks/fidelity_agreement.py --run "
-        + f"{args.run} --models {' '.join(map(str, args.models))} --out {args.out}",
+        + f"{args.run} --models {' '.join(map(str, args.models))} "
+        + "".join(f"--fidelity {item} " for item in args.fidelity)
+        + f"--out {args.out}",
         "device": describe_device(resolve_device(run.device)),
         "seconds": round(time.perf_counter() - started, 1),
-        "fidelity": run.search.fidelity.__dict__,
+        "fidelity": fidelity.__dict__,
         "rows": rows,
         "spearman_rho": rho,
         "same_best": max(rows, key=lambda r: r["reduced"])["model"]

@@ -120,8 +120,9 @@ class NoPrivateTest(FerDataset):
         return super().__getitem__(name)
 
 
+@pytest.mark.parametrize("mode", ["scratch", "finetune"])
 def test_objective_scores_publictest_and_never_reads_privatetest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tiny_dataset(per_class=6)
     guarded = NoPrivateTest(data.splits, "synthetic")
@@ -130,7 +131,10 @@ def test_objective_scores_publictest_and_never_reads_privatetest(
     pool.save(tmp_path / "pool.npz")
     base = TrainConfig(model=ModelConfig(width=4), device="cpu", precision="fp32", batch_size=16)
     objective = PipelineObjective(
-        base, tiny_classifier(tmp_path / "c.safetensors"), tmp_path / "pool.npz", FidelityConfig()
+        base,
+        tiny_classifier(tmp_path / "c.safetensors"),
+        tmp_path / "pool.npz",
+        FidelityConfig(mode=mode, epochs=1, width=4),  # type: ignore[arg-type]
     )
     settings = {"synthetic.ratio": 2.0, "synthetic.weight": 0.5, "lr": 0.05}
     first = objective(settings)
@@ -226,14 +230,48 @@ def test_compare_cells_are_kept_and_reused(smoke_run: tuple[Path, list[str]]) ->
     assert "oversample" in (out / "report" / "report.md").read_text()
 
 
+def test_only_stages_built_on_a_changed_section_are_stale() -> None:
+    from ganpso.config import RunConfig
+    from ganpso.pipeline.run import stale_stages
+
+    base = RunConfig()
+    fidelity = replace(base.search.fidelity, epochs=7)
+    assert stale_stages(base, replace(base, search=replace(base.search, fidelity=fidelity))) == [
+        "search",
+        "final",
+        "test",
+        "report",
+    ]
+    metrics = replace(base.gan_metrics, cas_epochs=3)
+    assert stale_stages(base, replace(base, gan_metrics=metrics)) == ["gan_metrics", "report"]
+    assert stale_stages(base, replace(base, device="cuda")) == []  # where it runs is no input
+    assert len(stale_stages(base, replace(base, seed=1))) == 7
+
+
 @needs_archive
-def test_run_refuses_a_changed_config(smoke_run: tuple[Path, list[str]], capsys) -> None:
-    out, _ = smoke_run
-    code = main(
-        ["run", "--profile", "smoke", "--data", str(ARCHIVE), "--out", str(out), "--seed", "3"]
-    )
-    assert code == 2
-    assert "another config" in capsys.readouterr().err
+def test_rerun_with_a_changed_config_redoes_only_stale_stages(
+    smoke_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    stamp = (out / "gan" / "stage.json").stat().st_mtime_ns
+    old_search = (out / "search" / "history.json").read_text()
+    args = ["run", "--profile", "smoke", "--data", str(ARCHIVE), "--device", "cpu"]
+    assert main([*args, "--out", str(out), "--set", "search.iterations=1"]) == 0
+    assert (out / "gan" / "stage.json").stat().st_mtime_ns == stamp
+    (archive,) = (out / "replaced").iterdir()
+    assert sorted(p.name for p in archive.iterdir()) == [
+        "config.yaml",
+        "final",
+        "report",
+        "search",
+        "test",
+    ]
+    assert (archive / "search" / "history.json").read_text() == old_search
+    assert len(json.loads((out / "search" / "history.json").read_text())["iterations"]) == 1
+    assert (out / "final" / "metrics-PrivateTest.json").exists()
 
 
 @needs_archive

@@ -248,11 +248,20 @@ class GanConfig(YamlConfig):
 
 @dataclass
 class FidelityConfig:
-    """How cheaply the search scores one particle (``ganpso.pipeline.objective``)."""
+    """How cheaply the search scores one particle (``ganpso.pipeline.objective``).
 
-    epochs: int = 1  # fine-tuning epochs from the shared real-data classifier
+    ``scratch`` trains a narrower copy of the classifier (``width``) from a fixed initialisation
+    for ``epochs`` on a stratified ``real_fraction`` of Training plus the particle's fakes.
+    ``finetune`` continues the shared real-data classifier instead, at ``lr x lr_scale``: cheaper,
+    but its ranking disagreed with full training (GAN images hurt a trunk that had converged
+    without them; results/run-default/fidelity-agreement.json).
+    """
+
+    mode: Literal["scratch", "finetune"] = "scratch"
+    epochs: int = 4
     real_fraction: float = 0.5  # stratified share of Training used
-    lr_scale: float = 0.1  # fine-tuning starts from trained weights: a tenth of the peak lr
+    width: int = 16  # scratch: the model's width at this fidelity
+    lr_scale: float = 0.1  # finetune: starts from trained weights, so a tenth of the peak lr
     seed: int = 0
 
 
@@ -284,8 +293,9 @@ class GanMetricsConfig:
     """The GAN quality stage of ``ganpso run`` (``ganpso.metrics.gan``)."""
 
     enabled: bool = True
-    per_class: int = 1000  # fakes per class for FID/KID, CAS and near-copies
+    per_class: int = 1000  # fakes per class for FID/KID, near-copies and diversity
     cas_epochs: int = 12
+    cas_per_class: int | None = None  # fakes per class for CAS; None: Training's size / 7
 
 
 @dataclass

@@ -65,6 +65,9 @@ def add_gan_commands(commands: Any) -> None:
     evaluate.add_argument("--data", default="../shared/data/fer2013.zip")
     evaluate.add_argument("--per-class", type=int, default=1000, help="fakes per class")
     evaluate.add_argument("--cas-epochs", type=int, default=12)
+    evaluate.add_argument(
+        "--cas-per-class", type=int, help="fakes per class for CAS (default: Training size / 7)"
+    )
     evaluate.add_argument("--out", type=Path, help="folder for gan-metrics.json (default: run)")
     evaluate.add_argument("--device", default="auto")
 
@@ -125,6 +128,7 @@ def run_gan_evaluate(args: argparse.Namespace, command: str) -> int:
         args.data,
         per_class=args.per_class,
         cas_epochs=args.cas_epochs,
+        cas_per_class=args.cas_per_class,
         device=args.device,
         command=command,
     )

@@ -1,18 +1,24 @@
 """The PSO fitness: a particle's pipeline settings -> PublicTest macro-F1 at reduced fidelity.
 
 A particle is a dict of dotted ``TrainConfig`` keys (``synthetic.ratio``, ``lr``, ...). Training
-a classifier from scratch costs ~30 minutes here, so each evaluation instead fine-tunes the
-shared real-data classifier (the *trunk*, trained once on Training) for ``epochs`` on a fixed
-stratified ``real_fraction`` of Training plus the GAN faces the settings ask for, at
-``lr x lr_scale``, and scores PublicTest without test-time views. Fakes come from a pool drawn
-and scored once per search, so an evaluation pays only for its training. PrivateTest is never
-loaded: the dataset is cut to Training and PublicTest before anything else happens.
+the full classifier costs ~30 minutes here, so each evaluation trains at reduced fidelity
+(``FidelityConfig``) on a fixed stratified ``real_fraction`` of Training plus the GAN faces the
+settings ask for, and scores PublicTest macro-F1 after the last epoch, without test-time views:
+
+- ``scratch`` (default): the settings' whole recipe (class weighting and sampling included) on a
+  model of ``width`` from the same initialisation for every particle, for ``epochs``;
+- ``finetune``: the shared real-data classifier (the *trunk*) continued for ``epochs`` at
+  ``lr x lr_scale``.
+
+Fakes come from a pool drawn and scored once per search, so an evaluation pays only for its
+training. PrivateTest is never loaded: the dataset is cut to Training and PublicTest first.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +26,7 @@ import numpy as np
 import torch
 
 from ganpso.classifier.checkpoint import load_classifier
-from ganpso.classifier.training import class_weights, evaluate, train_one_epoch
+from ganpso.classifier.training import class_weights, evaluate, fit, train_one_epoch
 from ganpso.config import FidelityConfig, TrainConfig
 from ganpso.data import FerDataset, Split, load_dataset
 from ganpso.device import resolve_device
@@ -94,8 +100,25 @@ class PipelineObjective:
 
     def __call__(self, settings: dict[str, Any]) -> float:
         config = settings_config(self.base, settings)
-        _, public, _ = self.data()
         train = self.training_split(config)
+        if self.fidelity.mode == "scratch":
+            return self.score_from_scratch(config, train)
+        return self.score_fine_tuned(config, train)
+
+    def score_from_scratch(self, config: TrainConfig, train: Split) -> float:
+        _, public, _ = self.data()
+        raw = config.to_dict()
+        raw["model"]["width"] = self.fidelity.width
+        raw |= {"epochs": self.fidelity.epochs, "seed": self.fidelity.seed, "tta": False}
+        raw["synthetic"]["generator"] = None  # the pool's faces are already in ``train``
+        small = TrainConfig.from_dict(raw)
+        dataset = FerDataset({"Training": train, "PublicTest": public}, "search")
+        with tempfile.TemporaryDirectory() as folder:
+            result = fit(small, dataset, folder, log=lambda _: None)
+        return float(result.history[-1]["val/macro_f1"])
+
+    def score_fine_tuned(self, config: TrainConfig, train: Split) -> float:
+        _, public, _ = self.data()
         device = resolve_device(config.device)
         torch.manual_seed(self.fidelity.seed)
         generator = torch.Generator().manual_seed(self.fidelity.seed)

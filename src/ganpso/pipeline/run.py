@@ -11,11 +11,17 @@
 Each stage writes into its own folder of the run and finishes by writing ``stage.json`` (wall
 time, device). A rerun skips every stage that has one and resumes the first that has not: the
 classifier, the GAN and the search resume from their own checkpoints inside that stage.
+
+A rerun with an edited config redoes only the stages whose config sections changed (``inputs``)
+and those built on them; their old folders, with the old ``config.yaml``, are moved to
+``replaced/<time>/`` rather than deleted. The device and thread count are not inputs: a run
+started on CPU may continue on a GPU.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +60,8 @@ class RunContext:
 class Stage:
     name: str
     run: Callable[[RunContext], None]
+    inputs: tuple[str, ...]  # the RunConfig sections its outputs depend on, upstream ones included
+    extra_outputs: tuple[str, ...] = ()  # files it writes outside its own folder
 
 
 def run_classifier(ctx: RunContext) -> None:
@@ -82,6 +90,7 @@ def run_gan_metrics(ctx: RunContext) -> None:
         ctx.config.data.source,
         per_class=settings.per_class,
         cas_epochs=settings.cas_epochs,
+        cas_per_class=settings.cas_per_class,
         device=ctx.config.device,
         command=ctx.command,
         seed=ctx.config.seed,
@@ -129,15 +138,22 @@ def run_report(ctx: RunContext) -> None:
     ctx.log(f"report: {markdown} and {html}")
 
 
+TRAINED = ("data", "seed", "classifier", "gan", "search")
 STAGES = (
-    Stage("classifier", run_classifier),
-    Stage("gan", run_gan),
-    Stage("gan_metrics", run_gan_metrics),
-    Stage("search", run_search_stage),
-    Stage("final", run_final),
-    Stage("test", run_test),
-    Stage("report", run_report),
+    Stage("classifier", run_classifier, ("data", "seed", "classifier")),
+    Stage("gan", run_gan, ("data", "seed", "gan")),
+    Stage(
+        "gan_metrics",
+        run_gan_metrics,
+        ("data", "seed", "classifier", "gan", "gan_metrics"),
+        extra_outputs=("gan/gan-metrics.json",),
+    ),
+    Stage("search", run_search_stage, TRAINED),
+    Stage("final", run_final, TRAINED),
+    Stage("test", run_test, TRAINED),
+    Stage("report", run_report, (*TRAINED, "gan_metrics")),
 )
+RUNTIME_KEYS = {"device", "num_threads"}
 
 
 def train_and_report(ctx: RunContext, config: TrainConfig, out: Path) -> None:
@@ -260,16 +276,48 @@ def mark_done(run_dir: Path, name: str, seconds: float, device: str) -> None:
     (folder / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-def prepare_run_dir(config: RunConfig, run_dir: Path) -> RunConfig:
-    """Write the resolved config on the first run; on a rerun, insist on the same config."""
+def config_sections(config: RunConfig) -> dict[str, Any]:
+    """The config by top-level section, without the keys that only say where it runs."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in RUNTIME_KEYS}
+        return node
+
+    return strip(config.to_dict())
+
+
+def stale_stages(saved: RunConfig, config: RunConfig) -> list[str]:
+    """The stages whose inputs differ between the config a run folder holds and the new one."""
+    old, new = config_sections(saved), config_sections(config)
+    changed = {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
+    return [stage.name for stage in STAGES if changed & set(stage.inputs)]
+
+
+def set_aside(run_dir: Path, stage: Stage, archive: Path) -> None:
+    """Move a stage's outputs from the run folder into ``archive``."""
+    for extra in stage.extra_outputs:
+        if (run_dir / extra).exists():
+            (archive / stage.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_dir / extra, archive / stage.name / Path(extra).name)
+    if (run_dir / stage.name).exists():
+        shutil.move(run_dir / stage.name, archive / stage.name)
+
+
+def prepare_run_dir(config: RunConfig, run_dir: Path, log: Log = print) -> RunConfig:
+    """Write the resolved config; on a rerun with another config, set the stale stages aside."""
     path = run_dir / "config.yaml"
     if path.exists():
         saved = RunConfig.from_dict(read_yaml(path))
-        if saved != config:
-            raise ConfigError(
-                f"{path}: this run folder was started with another config; use a new --out"
-            )
-        return saved
+        stale = [name for name in stale_stages(saved, config) if (run_dir / name).exists()]
+        if stale:
+            archive = run_dir / "replaced" / time.strftime("%Y%m%d-%H%M%S")
+            archive.mkdir(parents=True)
+            shutil.copy2(path, archive / "config.yaml")
+            for stage in STAGES:
+                if stage.name in stale:
+                    set_aside(run_dir, stage, archive)
+            log(f"config changed: {', '.join(stale)} will run again; old outputs in {archive}")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_yaml(config.to_dict(), path)
     return config
@@ -287,7 +335,7 @@ def run_pipeline(
     names = [stage.name for stage in STAGES]
     if stop_after is not None and stop_after not in names:
         raise ConfigError(f"--stop-after {stop_after!r}: not a stage; stages: {names}")
-    config = prepare_run_dir(config, run_dir)
+    config = prepare_run_dir(config, run_dir, log)
     ctx = RunContext(config, run_dir, command, log)
     device = describe_device(resolve_device(config.device))
     ran = []
