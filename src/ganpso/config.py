@@ -254,7 +254,7 @@ class FidelityConfig:
     for ``epochs`` on a stratified ``real_fraction`` of Training plus the particle's fakes.
     ``finetune`` continues the shared real-data classifier instead, at ``lr x lr_scale``: cheaper,
     but its ranking disagreed with full training (GAN images hurt a trunk that had converged
-    without them; results/run-default/fidelity-agreement.json).
+    without them; results/run-default/replaced-finetune-fidelity/fidelity-agreement.json).
     """
 
     mode: Literal["scratch", "finetune"] = "scratch"
