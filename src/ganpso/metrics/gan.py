@@ -250,8 +250,7 @@ def evaluate_generator(
     fake_f, floor_f, real_f = features(fakes), features(floors), features(reals)
     scores = distribution_scores(fake_f, floor_f, real_f)
 
-    fake_images = np.concatenate([fakes[k] for k in range(len(EMOTIONS))])
-    fake_labels = np.repeat(np.arange(len(EMOTIONS)), per_class)
+    fake_images, fake_labels = stack_classes(fakes)
     cas_count = cas_per_class or len(train.labels) // len(EMOTIONS)
     cas_fakes = {
         k: synthesize(generator, k, cas_count, seed=seed + k) for k in range(len(EMOTIONS))
