@@ -299,7 +299,7 @@ def set_aside(run_dir: Path, stage: Stage, archive: Path) -> None:
     for extra in stage.extra_outputs:
         if (run_dir / extra).exists():
             (archive / stage.name).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(run_dir / extra, archive / stage.name / Path(extra).name)
+            shutil.move(run_dir / extra, archive / stage.name / Path(extra).name)
     if (run_dir / stage.name).exists():
         shutil.move(run_dir / stage.name, archive / stage.name)
 
