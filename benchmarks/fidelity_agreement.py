@@ -5,7 +5,8 @@ For each trained model folder (a full ``ganpso train``-style run with ``config.y
 the class-weighted and oversampled baselines count too) from its config, score them with the
 run's reduced-fidelity objective (same trunk, pool and fidelity as the search, or the fidelity
 given with ``--fidelity KEY=VALUE``), and put that beside the full run's PublicTest macro-F1 at the
-epoch it kept (one view, as the search scores). PublicTest only.
+epoch it kept (one view, as the search scores; a compare method folder such as
+``results/compare/cnn`` stands for all its seeds, its full value their mean). PublicTest only.
 
     python benchmarks/fidelity_agreement.py --run runs/default \
         --models runs/default/classifier runs/default/final results/compare/gan_fixed/seed0 \
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from scipy import stats
 
 from ganpso.config import (
@@ -58,6 +60,16 @@ def model_settings(config: dict[str, Any], keys: list[str]) -> dict[str, Any]:
 REBALANCING_KEYS = ["class_weighting", "sampling"]
 
 
+def trained_folders(model: Path) -> list[Path]:
+    """A model folder, or every ``seed*/`` of a compare method folder (one setting, many seeds)."""
+    if (model / "config.yaml").exists():
+        return [model]
+    seeds = sorted(p for p in model.glob("seed*") if (p / "history.jsonl").exists())
+    if not seeds:
+        raise SystemExit(f"{model}: neither a trained model folder nor a method's seed folders")
+    return seeds
+
+
 def kept_epoch_macro_f1(folder: Path, selection_metric: str) -> float:
     """PublicTest macro-F1 (one view, as the search scores) of the epoch the full run kept."""
     rows = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
@@ -87,22 +99,25 @@ def main() -> None:
     rows = []
     started = time.perf_counter()
     for folder in args.models:
-        config = TrainConfig.from_yaml(folder / "config.yaml").to_dict()  # defaults filled in
+        seeds = trained_folders(folder)
+        config = TrainConfig.from_yaml(seeds[0] / "config.yaml").to_dict()  # defaults filled in
         settings = model_settings(config, keys)
         started_model = time.perf_counter()
         reduced = objective(settings)
         seconds = round(time.perf_counter() - started_model, 1)
-        full = kept_epoch_macro_f1(folder, config["selection_metric"])
+        fulls = [kept_epoch_macro_f1(seed, config["selection_metric"]) for seed in seeds]
+        full = float(np.mean(fulls))
         rows.append(
             {
                 "model": str(folder),
                 "settings": settings,
                 "reduced": reduced,
                 "full": full,
+                "full_per_seed": fulls,
                 "reduced_seconds": seconds,
             }
         )
-        print(f"{folder}: reduced {reduced:.4f} ({seconds:.0f} s)  full {full:.4f}")
+        print(f"{folder}: reduced {reduced:.4f} ({seconds:.0f} s)  full {full:.4f} {fulls}")
     reduced, full = [r["reduced"] for r in rows], [r["full"] for r in rows]
     rho = stats.spearmanr(reduced, full).statistic if len(rows) > 2 else None
     report = {

@@ -53,3 +53,12 @@ def test_read_yaml_errors_name_the_file(tmp_path) -> None:
     (tmp_path / "broken.yaml").write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="broken.yaml: cannot read config"):
         read_yaml(tmp_path / "broken.yaml")
+
+
+def test_scientific_notation_without_a_dot_is_a_float() -> None:
+    # YAML 1.1 reads 1e-4 as the string "1e-4"; --set lr=1e-4 must still mean 0.0001
+    raw = apply_overrides({}, ["lr=1e-4", "weight_decay=5E-4"])
+    config = TrainConfig.from_dict(raw)
+    assert (config.lr, config.weight_decay) == (1e-4, 5e-4)
+    with pytest.raises(ConfigError, match="expected float"):
+        TrainConfig.from_dict({"lr": "1e-4x"})

@@ -171,6 +171,23 @@ def test_resume_continues_from_the_saved_step(tmp_path) -> None:
         torch.testing.assert_close(a, b)
 
 
+def test_time_limit_counts_the_training_before_a_resume(tmp_path) -> None:
+    split = tiny_dataset(per_class=3)["Training"]
+    GanTrainer(tiny_config(steps=2), tmp_path, log=lambda _: None).fit(split)
+    history = tmp_path / "history.jsonl"
+    rows = [json.loads(line) for line in history.read_text().splitlines()]
+    rows[-1]["seconds"] = 120.0  # as if the first session had trained for two minutes
+    rows.append({**rows[-1], "step": 3})  # logged after the checkpoint, before a crash
+    history.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    budget = tiny_config(steps=50, time_limit_minutes=1.0)  # one minute for the whole run
+    resumed = GanTrainer(budget, tmp_path, log=lambda _: None)
+    resumed.fit(split, resume=True)
+    assert resumed.step == 3  # one step, then the limit (already spent) stops it
+    steps = [json.loads(line)["step"] for line in history.read_text().splitlines()]
+    assert steps == [2]  # the row past the checkpoint is gone, not logged twice
+    assert GanConfig.from_yaml(tmp_path / "config.yaml").steps == 50  # the raised budget
+
+
 def test_divergence_rolls_back_then_stops(tmp_path, monkeypatch) -> None:
     trainer = GanTrainer(tiny_config(steps=6, max_rollbacks=2), tmp_path, log=lambda _: None)
     split = tiny_dataset(per_class=3)["Training"]
@@ -257,3 +274,25 @@ def test_gan_config_rejects_unknown_keys() -> None:
 
     with pytest.raises(ConfigError, match="unknown key"):
         GanConfig.from_dict({"stepz": 3})
+
+
+def test_cas_over_seeds_reports_mean_spread_and_each_seed() -> None:
+    from ganpso.metrics.gan import mean_over_seeds
+
+    def run(accuracy: float, angry: float) -> dict:
+        recall = dict.fromkeys(EMOTIONS, 0.5) | {"angry": angry}
+        return {
+            "accuracy": accuracy,
+            "macro_f1": accuracy - 0.1,
+            "accuracy_last_epoch": accuracy - 0.02,
+            "best_epoch": 3,
+            "per_class_recall": recall,
+            "epochs": 12,
+        }
+
+    single = run(0.44, 0.1)
+    assert mean_over_seeds([single]) is single
+    summary = mean_over_seeds([run(0.44, 0.1), run(0.46, 0.6), run(0.48, 0.2)])
+    assert summary["accuracy"] == 0.46 and summary["accuracy_per_seed"] == [0.44, 0.46, 0.48]
+    assert summary["accuracy_std"] == 0.02 and summary["seeds"] == 3
+    assert summary["per_class_recall"]["angry"] == 0.3 and summary["epochs"] == 12

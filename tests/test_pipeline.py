@@ -17,7 +17,7 @@ from ganpso.cli import main
 from ganpso.config import FidelityConfig, GanConfig, ModelConfig, SyntheticConfig, TrainConfig
 from ganpso.data import FerDataset, Split
 from ganpso.emotions import EMOTIONS
-from ganpso.gan import Generator
+from ganpso.gan import Generator, load_generator
 from ganpso.gan.checkpoint import save_generator
 from ganpso.pipeline import objective as objective_module
 from ganpso.pipeline.balance import (
@@ -230,6 +230,42 @@ def test_compare_cells_are_kept_and_reused(smoke_run: tuple[Path, list[str]]) ->
     assert "oversample" in (out / "report" / "report.md").read_text()
 
 
+def test_recipe_fingerprint_reads_files_by_content_and_ignores_where_it_ran(
+    tmp_path: Path,
+) -> None:
+    from ganpso.pipeline.compare import recipe_fingerprint
+
+    (tmp_path / "a.safetensors").write_bytes(b"gan one")
+    (tmp_path / "copy.safetensors").write_bytes(b"gan one")
+    (tmp_path / "b.safetensors").write_bytes(b"gan two")
+
+    def fingerprint(generator: str, **changes: object) -> str:
+        synthetic = SyntheticConfig(generator=str(tmp_path / generator), ratio=0.5)
+        return recipe_fingerprint(replace(TrainConfig(synthetic=synthetic), **changes))
+
+    assert fingerprint("a.safetensors") == fingerprint("copy.safetensors", device="cuda")
+    assert fingerprint("a.safetensors") != fingerprint("b.safetensors")
+    assert fingerprint("a.safetensors") != fingerprint("a.safetensors", lr=0.2)
+
+
+@needs_archive
+def test_compare_retrains_a_cell_made_with_another_recipe(
+    smoke_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    out, _ = smoke_run
+    cells_dir = tmp_path / "compare"
+    assert run_compare(out, cells_dir, "gan_fixed") == 0
+    cell = cells_dir / "gan_fixed" / "seed0"
+    config = TrainConfig.from_yaml(cell / "config.yaml")
+    config.synthetic.ratio = 0.25  # as if made before the hand-set ratio changed
+    (cell / "config.yaml").write_text(json.dumps(config.to_dict()))
+    assert run_compare(out, cells_dir, "gan_fixed") == 0
+    (archived,) = (cells_dir / "replaced").glob("*/gan_fixed/seed0")
+    assert TrainConfig.from_yaml(archived / "config.yaml").synthetic.ratio == 0.25
+    assert TrainConfig.from_yaml(cell / "config.yaml").synthetic.ratio == 0.5
+    assert (cell / "cell.json").exists()
+
+
 def test_only_stages_built_on_a_changed_section_are_stale() -> None:
     from ganpso.config import RunConfig
     from ganpso.pipeline.run import stale_stages
@@ -246,6 +282,47 @@ def test_only_stages_built_on_a_changed_section_are_stale() -> None:
     assert stale_stages(base, replace(base, gan_metrics=metrics)) == ["gan_metrics", "report"]
     assert stale_stages(base, replace(base, device="cuda")) == []  # where it runs is no input
     assert len(stale_stages(base, replace(base, seed=1))) == 7
+
+
+def test_a_raised_gan_budget_continues_instead_of_starting_over() -> None:
+    from ganpso.config import RunConfig
+    from ganpso.pipeline.run import budget_raised
+
+    base = RunConfig()
+    base.gan.time_limit_minutes = 40.0
+
+    def gan(**changes: object) -> RunConfig:
+        return replace(base, gan=replace(base.gan, **changes))
+
+    assert budget_raised("gan", base, gan(time_limit_minutes=45.0, steps=base.gan.steps + 1))
+    assert budget_raised("gan", base, gan(time_limit_minutes=None))  # no limit: larger
+    assert not budget_raised("gan", base, gan(time_limit_minutes=30.0))
+    assert not budget_raised("gan", base, gan(time_limit_minutes=45.0, lr_g=1e-3))
+    assert not budget_raised("gan", base, replace(gan(time_limit_minutes=45.0), seed=1))
+    assert not budget_raised("search", base, gan(time_limit_minutes=45.0))
+
+
+@needs_archive
+def test_rerun_with_more_gan_steps_continues_the_gan(
+    smoke_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    args = ["run", "--profile", "smoke", "--data", str(ARCHIVE), "--device", "cpu"]
+    early_grid = out / "gan" / "samples" / "000010.png"
+    stamp = early_grid.stat().st_mtime_ns
+    assert main([*args, "--out", str(out), "--set", "gan.steps=30"]) == 0
+    assert load_generator(out / "gan" / "generator.safetensors")[1]["step"] == 30
+    assert early_grid.stat().st_mtime_ns == stamp  # steps 1-20 were not trained again
+    (archive,) = (out / "replaced").iterdir()
+    assert "gan" not in {p.name for p in archive.iterdir()}
+    assert sorted(p.name for p in (archive / "gan_metrics").iterdir()) == [
+        "gan-metrics.json",  # what judged the 20-step GAN
+        "stage.json",
+    ]
+    assert (out / "gan" / "gan-metrics.json").exists()  # judged again, after 30 steps
 
 
 @needs_archive

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -196,6 +197,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        return float(value)
     if hint in (int, float, str, bool):
         if isinstance(value, bool) and hint is not bool:
             raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
@@ -203,6 +206,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
         return value
     return value
+
+
+# YAML 1.1 reads "1e-4" (no dot in the mantissa) as a string; it is still meant as a number
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 def _describe(hint: Any) -> str:
@@ -222,11 +229,11 @@ class GanConfig(YamlConfig):
     g_width: int = 16  # generator widths 8w, 4w, 2w, w
     d_width: int = 16  # discriminator widths w, 2w, 4w, 8w
     d_spectral_norm: bool = True
-    ac_weight: float = 1.0  # auxiliary class loss (0: projection only, which ignored the class)
+    ac_weight: float = 2.0  # auxiliary class loss (0: projection only, which ignored the class)
     steps: int = 10_000
     time_limit_minutes: float | None = None  # stop (and save) early when this is reached
     batch_size: int = 64
-    lr_g: float = 2e-5  # at equal rates G overpowered D: hinge loss stuck at 2.0, no faces
+    lr_g: float = 1e-4  # a quarter of lr_d: at equal rates (2e-4) D sat at hinge loss 2.0
     lr_d: float = 4e-4
     beta1: float = 0.0
     beta2: float = 0.99
@@ -296,6 +303,7 @@ class GanMetricsConfig:
     per_class: int = 1000  # fakes per class for FID/KID, near-copies and diversity
     cas_epochs: int = 12
     cas_per_class: int | None = None  # fakes per class for CAS; None: Training's size / 7
+    cas_seeds: int = 1  # CAS classifiers trained (seeds 0..n-1), averaged: one run is noisy
 
 
 @dataclass

@@ -68,6 +68,9 @@ def add_gan_commands(commands: Any) -> None:
     evaluate.add_argument(
         "--cas-per-class", type=int, help="fakes per class for CAS (default: Training size / 7)"
     )
+    evaluate.add_argument(
+        "--cas-seeds", type=int, default=3, help="CAS classifiers to train and average"
+    )
     evaluate.add_argument("--out", type=Path, help="folder for gan-metrics.json (default: run)")
     evaluate.add_argument("--device", default="auto")
 
@@ -129,6 +132,7 @@ def run_gan_evaluate(args: argparse.Namespace, command: str) -> int:
         per_class=args.per_class,
         cas_epochs=args.cas_epochs,
         cas_per_class=args.cas_per_class,
+        cas_seeds=args.cas_seeds,
         device=args.device,
         command=command,
     )

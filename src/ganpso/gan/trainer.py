@@ -77,6 +77,7 @@ class GanTrainer:
         )
         self.step = 0
         self.rollbacks = 0
+        self.seconds_before = 0.0  # training time of earlier sessions of this run (resume)
         self.grid_z = torch.randn(
             GRID_COLUMNS, config.z_dim, generator=torch.Generator().manual_seed(12345)
         )
@@ -145,11 +146,13 @@ class GanTrainer:
         self.prepare_data(split)
         if resume:
             self.load_checkpoint()
-            self.log(f"resumed at step {self.step}")
+            self.seconds_before = rewind_history(self.out / "history.jsonl", self.step)
+            self.log(f"resumed at step {self.step} after {self.seconds_before / 60:.1f} min")
         else:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_yaml(self.config.to_dict(), self.out / "config.yaml")
             (self.out / "history.jsonl").write_text("")
+        # on resume too: a run whose budget (steps, time limit) was raised records the new one
+        write_yaml(self.config.to_dict(), self.out / "config.yaml")
         self.log(
             f"GAN: G {count(self.G) / 1e6:.2f} M, D {count(self.D) / 1e6:.2f} M parameters on "
             f"{describe_device(self.device)}, {self.config.precision}; Training {len(split.labels)}"
@@ -172,16 +175,16 @@ class GanTrainer:
                 save_grid(self.G_ema, self.grid_z, self.out / "samples" / f"{self.step:06d}.png")
             if self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
-            if limit and time.perf_counter() - started > 60 * limit:
+            if limit and self.seconds_before + time.perf_counter() - started > 60 * limit:
                 self.log(f"time limit of {limit} min reached at step {self.step}")
                 break
         self.save_checkpoint()
         save_grid(self.G_ema, self.grid_z, self.out / "samples.png")
-        return {"steps": self.step, "seconds": time.perf_counter() - started}
+        return {"steps": self.step, "seconds": self.seconds_before + time.perf_counter() - started}
 
     def write_log(self, window: list[dict[str, float]], rate: float, started: float) -> None:
         means = {key: float(np.mean([w[key] for w in window])) for key in window[0]}
-        elapsed = time.perf_counter() - started
+        elapsed = self.seconds_before + time.perf_counter() - started
         row = {
             "step": self.step,
             **{f"gan/{k}": round(v, 4) for k, v in means.items()},
@@ -240,9 +243,22 @@ class GanTrainer:
                 f"roll-back(s); try a lower lr_d/lr_g or precision: fp32"
             )
         self.load_checkpoint()
+        rewind_history(self.out / "history.jsonl", self.step)
         for rng in self.rngs.values():
             rng.manual_seed(int(torch.randint(0, 2**31, (1,))) + self.rollbacks)
         self.log(f"non-finite loss: rolled back to step {self.step} ({self.rollbacks})")
+
+
+def rewind_history(path: Path, step: int) -> float:
+    """Drop history rows logged after the checkpoint ``step``; the training seconds up to it.
+
+    Rows past the checkpoint were trained again after a crash; keeping them would log those
+    steps twice. The time limit counts the whole run, so resumed training gets what is left.
+    """
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    kept = [row for row in rows if row["step"] <= step]
+    path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    return float(kept[-1]["seconds"]) if kept else 0.0
 
 
 def count(module: torch.nn.Module) -> int:

@@ -41,6 +41,7 @@ METRICS: dict[str, str] = {
     "disgust_recall": "disgust recall",
 }
 CI_METRICS: tuple[str, ...] = ("accuracy", "macro_f1")
+REPLACED_DIR = "replaced"
 
 
 @dataclass
@@ -133,9 +134,13 @@ def load_cell(cell_dir: Path, method: str, seed: int | None) -> Cell:
 
 
 def load_cells(compare_dir: Path) -> list[Cell]:
-    """Cells of ``<method>/seed<k>/`` folders, and of ``<method>/`` holding its own metrics."""
+    """Cells of ``<method>/seed<k>/`` folders, and of ``<method>/`` holding its own metrics.
+
+    ``replaced/`` holds cells made with an earlier recipe (``ganpso compare``): never read.
+    """
     cells = []
-    for method_dir in sorted(p for p in Path(compare_dir).iterdir() if p.is_dir()):
+    folders = (p for p in Path(compare_dir).iterdir() if p.is_dir() and p.name != REPLACED_DIR)
+    for method_dir in sorted(folders):
         if (method_dir / METRICS_FILE).exists():
             cells.append(load_cell(method_dir, method_dir.name, None))
         for seed_dir in sorted(method_dir.glob("seed*"), key=_seed_of):

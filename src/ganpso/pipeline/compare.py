@@ -6,10 +6,16 @@ that use them. A cell is one (method, seed) in ``OUT/<method>/seed<k>/``; it is 
 ``cell.json`` exists, so an interrupted comparison continues with the next unfinished cell.
 Cells whose model the run already trained and tested (the plain CNN and GAN-PSO at the run's own
 seed) reuse the run's PrivateTest evaluation instead of training again.
+
+A finished trained cell counts only while it is what the method asks for now: its recipe
+fingerprint (the config without where it ran, the generator and filter classifier by content) is
+checked against the method's config from the run. A cell made with another GAN or another search
+is moved to ``OUT/replaced/<time>/`` and trained again, so a table never mixes two GANs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -24,7 +30,13 @@ from ganpso.config import RunConfig, TrainConfig, read_yaml, write_yaml
 from ganpso.data import FerDataset, load_dataset
 from ganpso.device import describe_device, resolve_device
 from ganpso.errors import ConfigError
-from ganpso.pipeline.run import evaluate_private, final_base, recover_predictions
+from ganpso.metrics.comparison import REPLACED_DIR
+from ganpso.pipeline.run import (
+    RUNTIME_KEYS,
+    evaluate_private,
+    final_base,
+    recover_predictions,
+)
 
 HAND_SET_RATIO = 0.5  # GAN without PSO: every class topped up to half of the largest one
 Log = Callable[[str], None]
@@ -82,6 +94,48 @@ def reusable_run_folder(name: str, run: RunConfig, run_dir: Path, seed: int) -> 
     return run_dir / folder
 
 
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def recipe_fingerprint(config: TrainConfig) -> str:
+    """What a trained cell's numbers depend on: its config, files by content, runtime keys out."""
+    from ganpso.inference.predictor import default_model_path
+
+    raw = config.to_dict()
+    for key in RUNTIME_KEYS:
+        raw.pop(key, None)
+    raw["data"].pop("cache_dir", None)
+    synthetic = raw["synthetic"]
+    if synthetic["generator"]:
+        synthetic["generator"] = file_digest(synthetic["generator"])
+        synthetic["filter_classifier"] = file_digest(
+            synthetic["filter_classifier"] or default_model_path()
+        )
+    else:
+        synthetic["filter_classifier"] = None  # no fakes: the filter is never used
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stale_cell(cell: Path, expected: TrainConfig | None) -> bool:
+    """A finished trained cell whose recipe differs from the one its method asks for now."""
+    saved = cell / "config.yaml"
+    if expected is None or not saved.exists():
+        return False
+    return recipe_fingerprint(TrainConfig.from_yaml(saved)) != recipe_fingerprint(expected)
+
+
+def set_cell_aside(cell: Path, out: Path, archive_name: str, log: Log) -> None:
+    target = out / REPLACED_DIR / archive_name / cell.parent.name / cell.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(cell, target)
+    log(f"{cell}: made with another recipe (GAN, search or config); moved to {target}")
+
+
 def run_cell(
     name: str, seed: int, run: RunConfig, run_dir: Path, dataset: FerDataset, out: Path, log: Log
 ) -> None:
@@ -114,7 +168,12 @@ def reuse_run_model(folder: Path, dataset: FerDataset, out: Path, log: Log) -> N
         evaluate_private(folder, dataset, "ganpso compare")
     elif not (folder / "predictions-PrivateTest.npz").exists():
         recover_predictions(folder, dataset)
-    for name in ("metrics-PrivateTest.json", "predictions-PrivateTest.npz", "config.yaml"):
+    for name in (
+        "metrics-PrivateTest.json",
+        "predictions-PrivateTest.npz",
+        "config.yaml",
+        "history.jsonl",
+    ):
         if (folder / name).exists():
             shutil.copy2(folder / name, out / name)
     log(f"reused {folder} (trained and tested once by the run)")
@@ -214,6 +273,7 @@ def compare(
         raise ConfigError(f"{run_dir}: not a ganpso run folder (config.yaml missing)")
     run = RunConfig.from_dict(read_yaml(run_dir / "config.yaml"))
     dataset = load_dataset(run.data)
+    archive_name = time.strftime("%Y%m%d-%H%M%S")
     cells = []
     for name in methods:
         if name == "pso_no_gan":
@@ -221,6 +281,9 @@ def compare(
         for seed in seeds if METHODS[name].seeded else seeds[:1]:
             cell = out / name / f"seed{seed}"
             cells.append(cell)
+            expected = method_config(name, run, run_dir, seed) if METHODS[name].seeded else None
+            if (cell / "cell.json").exists() and stale_cell(cell, expected):
+                set_cell_aside(cell, out, archive_name, log)
             if (cell / "cell.json").exists():
                 log(f"[{name} seed {seed}] done earlier, skipped")
                 continue

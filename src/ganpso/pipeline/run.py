@@ -14,8 +14,9 @@ classifier, the GAN and the search resume from their own checkpoints inside that
 
 A rerun with an edited config redoes only the stages whose config sections changed (``inputs``)
 and those built on them; their old folders, with the old ``config.yaml``, are moved to
-``replaced/<time>/`` rather than deleted. The device and thread count are not inputs: a run
-started on CPU may continue on a GPU.
+``replaced/<time>/`` rather than deleted. A GAN whose only change is a larger budget (``steps``,
+``time_limit_minutes``) continues from its checkpoint; the stages after it run again. The device
+and thread count are not inputs: a run started on CPU may continue on a GPU.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def run_gan_metrics(ctx: RunContext) -> None:
         per_class=settings.per_class,
         cas_epochs=settings.cas_epochs,
         cas_per_class=settings.cas_per_class,
+        cas_seeds=settings.cas_seeds,
         device=ctx.config.device,
         command=ctx.command,
         seed=ctx.config.seed,
@@ -153,7 +155,11 @@ STAGES = (
     Stage("test", run_test, TRAINED),
     Stage("report", run_report, (*TRAINED, "gan_metrics")),
 )
+STAGE_INPUTS = {stage.name: stage.inputs for stage in STAGES}
 RUNTIME_KEYS = {"device", "num_threads"}
+# A stage whose section changed only by a raised budget continues from its checkpoint instead of
+# starting over (the GAN's lr is constant, so more steps later equal more steps now).
+BUDGET_KEYS = {"gan": ("steps", "time_limit_minutes")}
 
 
 def train_and_report(ctx: RunContext, config: TrainConfig, out: Path) -> None:
@@ -294,14 +300,28 @@ def stale_stages(saved: RunConfig, config: RunConfig) -> list[str]:
     return [stage.name for stage in STAGES if changed & set(stage.inputs)]
 
 
+def budget_raised(stage: str, saved: RunConfig, config: RunConfig) -> bool:
+    """Whether ``stage``'s inputs differ only by larger budget keys (None: no limit)."""
+    keys = BUDGET_KEYS.get(stage)
+    old, new = config_sections(saved), config_sections(config)
+    if keys is None or any(old[s] != new[s] for s in STAGE_INPUTS[stage] if s != stage):
+        return False
+    rest_old = {k: v for k, v in old[stage].items() if k not in keys}
+    rest_new = {k: v for k, v in new[stage].items() if k not in keys}
+    return rest_old == rest_new and all(
+        new[stage][k] is None or (old[stage][k] is not None and new[stage][k] >= old[stage][k])
+        for k in keys
+    )
+
+
 def set_aside(run_dir: Path, stage: Stage, archive: Path) -> None:
     """Move a stage's outputs from the run folder into ``archive``."""
+    if (run_dir / stage.name).exists():
+        shutil.move(run_dir / stage.name, archive / stage.name)
     for extra in stage.extra_outputs:
         if (run_dir / extra).exists():
             (archive / stage.name).mkdir(parents=True, exist_ok=True)
             shutil.move(run_dir / extra, archive / stage.name / Path(extra).name)
-    if (run_dir / stage.name).exists():
-        shutil.move(run_dir / stage.name, archive / stage.name)
 
 
 def prepare_run_dir(config: RunConfig, run_dir: Path, log: Log = print) -> RunConfig:
@@ -310,6 +330,11 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, log: Log = print) -> RunCo
     if path.exists():
         saved = RunConfig.from_dict(read_yaml(path))
         stale = [name for name in stale_stages(saved, config) if (run_dir / name).exists()]
+        extended = [name for name in stale if budget_raised(name, saved, config)]
+        for name in extended:
+            (run_dir / name / "stage.json").unlink(missing_ok=True)
+            log(f"{name}: budget raised, continues from its checkpoint")
+        stale = [name for name in stale if name not in extended]
         if stale:
             archive = run_dir / "replaced" / time.strftime("%Y%m%d-%H%M%S")
             archive.mkdir(parents=True)
