@@ -186,6 +186,8 @@ def test_time_limit_counts_the_training_before_a_resume(tmp_path) -> None:
     steps = [json.loads(line)["step"] for line in history.read_text().splitlines()]
     assert steps == [2]  # the row past the checkpoint is gone, not logged twice
     assert GanConfig.from_yaml(tmp_path / "config.yaml").steps == 50  # the raised budget
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["steps"] == 3 and record["wall_seconds"] >= 120  # both sessions
 
 
 def test_divergence_rolls_back_then_stops(tmp_path, monkeypatch) -> None:

@@ -44,6 +44,15 @@ def write_compare(run_dir) -> None:
 def write_stages(run_dir) -> None:
     gan_metrics = {
         "fid_kid": {"per_class": {"disgust": {"fid": 9.5, "kid": 0.07}}, "overall": {"fid": 1.9}},
+        "cas": {"accuracy": 0.47, "accuracy_std": 0.01, "seeds": 3},
+        "disgust_vs_other_classes": {"fid_ratio": 2.3, "kid_ratio": 1.9},
+        "memorisation": {"near_copy_fraction": 0.0},
+        "targets_met": {
+            "cas_accuracy_at_least_0.45": True,
+            "disgust_kid_within_2x_of_other_classes_mean": True,
+            "disgust_fid_within_2x_of_other_classes_mean": False,
+            "near_copy_fraction_at_most_0.01": True,
+        },
         "summary": "FID 1.9",
         "device": "cpu: gan",
         "seconds": 173.3,
@@ -126,3 +135,9 @@ def test_partial_run_reports_what_is_missing(tmp_path) -> None:
     assert "no cells for `absent`" in markdown
     assert "`gan/gan-metrics.json` is absent" in markdown
     assert "gan-samples.png" in markdown
+
+
+def test_gan_targets_stand_beside_the_measured_values(full_report) -> None:
+    markdown = full_report[0]
+    assert "| cas accuracy at least 0.45 | 0.470 ± 0.010 (3 seeds) | met |" in markdown
+    assert "| disgust fid within 2x of other classes mean | 2.30x | **missed** |" in markdown

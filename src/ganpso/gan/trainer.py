@@ -4,7 +4,8 @@ A run folder holds ``config.yaml`` (first), ``history.jsonl`` (a line per ``log_
 ``gan.safetensors`` (G, its average and D, with a JSON header) and ``gan-state.pt`` (optimizers,
 random states, augmentation strength; loaded with ``weights_only=True``), both written
 atomically every ``checkpoint_every`` steps, ``generator.safetensors`` (the averaged generator
-alone, for sampling) and ``samples/`` (a grid with one row per emotion from fixed seeds).
+alone, for sampling), ``samples/`` (a grid with one row per emotion from fixed seeds) and, at
+the end, ``run.json`` (device, training seconds over every session, steps).
 A NaN or infinite loss rolls back to the last checkpoint with fresh random states; after
 ``max_rollbacks`` the run stops with a message.
 """
@@ -28,6 +29,7 @@ from ganpso.data import Split
 from ganpso.device import describe_device, resolve_device
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import CheckpointError, ConfigError, GanpsoError
+from ganpso.files import write_json_atomic
 from ganpso.gan.augment import AdaptiveStrength
 from ganpso.gan.checkpoint import load_gan_weights, save_gan_weights, save_generator
 from ganpso.gan.loss import HingeLoss
@@ -180,7 +182,10 @@ class GanTrainer:
                 break
         self.save_checkpoint()
         save_grid(self.G_ema, self.grid_z, self.out / "samples.png")
-        return {"steps": self.step, "seconds": self.seconds_before + time.perf_counter() - started}
+        seconds = self.seconds_before + time.perf_counter() - started
+        record = {"device": describe_device(self.device), "wall_seconds": round(seconds, 1)}
+        write_json_atomic(record | {"steps": self.step}, self.out / "run.json")  # all sessions
+        return {"steps": self.step, "seconds": seconds}
 
     def write_log(self, window: list[dict[str, float]], rate: float, started: float) -> None:
         means = {key: float(np.mean([w[key] for w in window])) for key in window[0]}
