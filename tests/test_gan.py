@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from factories import tiny_dataset
 from ganpso.cli import main
 from ganpso.config import DataConfig, GanConfig
 from ganpso.emotions import EMOTIONS
+from ganpso.errors import CheckpointError
 from ganpso.gan import (
     Discriminator,
     DivergenceError,
@@ -123,6 +125,43 @@ def test_adaptive_strength_rises_when_d_is_sure_of_reals() -> None:
     for _ in range(20):
         strength.update(-torch.ones(10))
     assert strength.p == 0
+
+
+def test_per_class_strength_rises_only_for_the_memorised_class() -> None:
+    strength = AdaptiveStrength(target=0.6, interval=2, speed_images=100, classes=3)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    scores = torch.tensor([-1.0, 1.0, 1.0, 1.0, -1.0, -1.0])  # D sure only of class 1's reals
+    for _ in range(4):
+        strength.update(scores, labels)
+    assert strength.probs[1] > 0 and strength.probs[0] == 0 and strength.probs[2] == 0
+    per_image = strength.for_labels(labels)
+    assert per_image.shape == (6,) and torch.equal(per_image[2:4], strength.probs[[1, 1]].float())
+    restored = AdaptiveStrength(classes=3)
+    restored.load_state_dict(strength.state_dict())
+    assert torch.equal(restored.probs, strength.probs)
+    with pytest.raises(ValueError, match="3 classes, not 1"):
+        AdaptiveStrength().load_state_dict(strength.state_dict())
+
+
+def test_per_image_probability_augments_only_the_chosen_images() -> None:
+    images = torch.rand(4, 1, 48, 48) * 2 - 1
+    generator = torch.Generator().manual_seed(0)
+    out = augment(images, torch.tensor([0.0, 1.0, 0.0, 1.0]), generator)
+    torch.testing.assert_close(out[[0, 2]], images[[0, 2]])  # (x - mean) * 1 + mean: rounding
+    assert not torch.allclose(out[1], images[1]) and not torch.allclose(out[3], images[3])
+
+
+def test_per_class_ada_trains_and_resumes(tmp_path) -> None:
+    split = tiny_dataset(per_class=3)["Training"]
+    config = tiny_config(steps=2, ada_per_class=True, ada_speed_images=10)
+    first = GanTrainer(config, tmp_path, log=lambda _: None)
+    first.fit(split)
+    assert len(first.strength.probs) == len(EMOTIONS)
+    resumed = GanTrainer(replace(config, steps=4), tmp_path, log=lambda _: None)
+    resumed.fit(split, resume=True)
+    assert resumed.step == 4
+    with pytest.raises(CheckpointError, match="classes"):
+        GanTrainer(tiny_config(steps=6), tmp_path, log=lambda _: None).fit(split, resume=True)
 
 
 def test_augmentation_reaches_real_and_fake(tmp_path, monkeypatch) -> None:

@@ -241,6 +241,7 @@ class GanConfig(YamlConfig):
     ema_start: int = 500  # steps before the average starts (it copies the weights until then)
     class_sampling: Literal["uniform", "natural"] = "uniform"  # uniform: rare classes as often
     augment_p: float | None = None  # fixed augmentation probability; None: adaptive (ADA)
+    ada_per_class: bool = False  # each class its own adaptive p (rare classes overfit first)
     ada_target: float = 0.6
     ada_speed_images: int = 100_000  # images for p to move by 1
     seed: int = 0

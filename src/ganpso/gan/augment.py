@@ -5,7 +5,9 @@ contrast, translation and cutout, each applied with probability ``p``. The ops a
 differentiable, so the generator's gradient flows through them and it is not taught to produce
 augmented-looking faces. ``AdaptiveStrength`` moves ``p`` so that the discriminator's sign on real
 images, ``r_t = E[sign(D(real))]``, stays near a target (0.6 in Karras et al. 2020): a
-discriminator that grows too sure of the training images gets stronger augmentation.
+discriminator that grows too sure of the training images gets stronger augmentation. Per class
+(``classes > 1``), each class has its own ``p`` and ``r_t``: disgust's 436 faces are memorised
+long before happy's 7,215, and one shared ``p`` follows the large classes.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+Probability = float | torch.Tensor  # one p for the batch, or one per image (B,)
 
-def augment(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+
+def augment(images: torch.Tensor, p: Probability, generator: torch.Generator) -> torch.Tensor:
     """Augment ``(B, 1, H, W)`` images in ``[-1, 1]``; each op hits each image with prob. ``p``."""
-    if p <= 0:
+    if isinstance(p, torch.Tensor):
+        if not (p > 0).any():
+            return images
+        p = p.view(-1, 1, 1, 1)
+    elif p <= 0:
         return images
     images = brightness(images, p, generator)
     images = contrast(images, p, generator)
@@ -24,7 +32,7 @@ def augment(images: torch.Tensor, p: float, generator: torch.Generator) -> torch
     return cutout(images, p, generator)
 
 
-def _chosen(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+def _chosen(images: torch.Tensor, p: Probability, generator: torch.Generator) -> torch.Tensor:
     rand = torch.rand(images.shape[0], 1, 1, 1, generator=generator, device=generator.device)
     return (rand < p).to(images.device, images.dtype)
 
@@ -34,19 +42,19 @@ def _uniform(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return rand.to(images.device, images.dtype)
 
 
-def brightness(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+def brightness(images: torch.Tensor, p: Probability, generator: torch.Generator) -> torch.Tensor:
     shift = (_uniform(images, generator) - 0.5) * _chosen(images, p, generator)  # +-0.5
     return images + shift
 
 
-def contrast(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+def contrast(images: torch.Tensor, p: Probability, generator: torch.Generator) -> torch.Tensor:
     factor = 1 + (_uniform(images, generator) - 0.5) * _chosen(images, p, generator)  # 0.5..1.5
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
     return (images - mean) * factor + mean
 
 
 def translate(
-    images: torch.Tensor, p: float, generator: torch.Generator, ratio: float = 0.125
+    images: torch.Tensor, p: Probability, generator: torch.Generator, ratio: float = 0.125
 ) -> torch.Tensor:
     """Shift by up to ``ratio`` of the side, filling with zeros (grey), as DiffAugment does."""
     batch, _, height, width = images.shape
@@ -66,7 +74,7 @@ def translate(
 
 
 def cutout(
-    images: torch.Tensor, p: float, generator: torch.Generator, ratio: float = 0.5
+    images: torch.Tensor, p: Probability, generator: torch.Generator, ratio: float = 0.5
 ) -> torch.Tensor:
     """Zero a random square of ``ratio`` x side in the chosen images."""
     batch, _, height, width = images.shape
@@ -88,7 +96,11 @@ def cutout(
 
 
 class AdaptiveStrength:
-    """ADA's controller: ``p += sign(r_t - target) * batch * interval / speed_images``."""
+    """ADA's controller: every ``interval`` calls, ``p += sign(r_t - target) * n / speed_images``.
+
+    ``n`` counts the real images the interval saw; per class, each class's own (a class absent
+    from the interval keeps its ``p``). With ``classes == 1`` it is ADA's one shared ``p``.
+    """
 
     def __init__(
         self,
@@ -97,23 +109,51 @@ class AdaptiveStrength:
         speed_images: int = 100_000,
         p: float = 0.0,
         p_max: float = 0.8,
+        classes: int = 1,
     ) -> None:
         self.target, self.interval, self.speed_images = target, interval, speed_images
-        self.p, self.p_max = p, p_max
-        self._signs: list[float] = []
+        self.p_max = p_max
+        self.probs = torch.full((classes,), float(p), dtype=torch.float64)
+        self._sign_sum = torch.zeros(classes, dtype=torch.float64)
+        self._count = torch.zeros(classes, dtype=torch.float64)
+        self._calls = 0
 
-    def update(self, real_scores: torch.Tensor) -> None:
-        self._signs.append(float(real_scores.detach().float().sign().mean()))
-        if len(self._signs) >= self.interval:
-            r_t = sum(self._signs) / len(self._signs)
-            step = len(real_scores) * self.interval / self.speed_images
-            direction = 1.0 if r_t > self.target else -1.0
-            self.p = min(max(self.p + direction * step, 0.0), self.p_max)
-            self.r_t = r_t
-            self._signs.clear()
+    @property
+    def p(self) -> float:
+        """The strength (the mean over classes when per class)."""
+        return float(self.probs.mean())
 
-    def state_dict(self) -> dict[str, float]:
-        return {"p": self.p}
+    def for_labels(self, labels: torch.Tensor) -> Probability:
+        """``p`` for a batch: one number, or each image's class's ``(B,)``."""
+        if len(self.probs) == 1:
+            return float(self.probs[0])
+        return self.probs[labels.cpu()].float().to(labels.device)
 
-    def load_state_dict(self, state: dict[str, float]) -> None:
-        self.p = float(state["p"])
+    def update(self, real_scores: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        signs = real_scores.detach().float().sign().cpu().double()
+        groups = torch.zeros(len(signs), dtype=torch.long)
+        if len(self.probs) > 1 and labels is not None:
+            groups = labels.cpu()
+        self._sign_sum += torch.bincount(groups, signs, minlength=len(self.probs))
+        self._count += torch.bincount(groups, minlength=len(self.probs)).double()
+        self._calls += 1
+        if self._calls >= self.interval:
+            seen = self._count > 0
+            r_t = self._sign_sum[seen] / self._count[seen]
+            direction = torch.where(r_t > self.target, 1.0, -1.0)
+            step = direction * self._count[seen] / self.speed_images
+            self.probs[seen] = (self.probs[seen] + step).clamp(0.0, self.p_max)
+            self._sign_sum.zero_()
+            self._count.zero_()
+            self._calls = 0
+
+    def state_dict(self) -> dict[str, float | list[float]]:
+        values = self.probs.tolist()
+        return {"p": values[0] if len(values) == 1 else values}
+
+    def load_state_dict(self, state: dict[str, float | list[float]]) -> None:
+        values = state["p"]
+        values = [values] * len(self.probs) if isinstance(values, float | int) else values
+        if len(values) != len(self.probs):
+            raise ValueError(f"augmentation state has {len(values)} classes, not {len(self.probs)}")
+        self.probs = torch.tensor([float(v) for v in values], dtype=torch.float64)

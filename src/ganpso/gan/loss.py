@@ -43,7 +43,7 @@ class HingeLoss:
     def run_D(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        images = augment(images, self.strength.p, self.aug_generator)
+        images = augment(images, self.strength.for_labels(labels), self.aug_generator)
         with autocast(self.device, self.precision):
             scores, logits = self.D.scores_and_logits(images, labels)
         return scores.float(), logits.float()

@@ -62,7 +62,10 @@ class GanTrainer:
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
         self.strength = AdaptiveStrength(
-            config.ada_target, speed_images=config.ada_speed_images, p=config.augment_p or 0.0
+            config.ada_target,
+            speed_images=config.ada_speed_images,
+            p=config.augment_p or 0.0,
+            classes=len(EMOTIONS) if config.ada_per_class else 1,
         )
         self.rngs = {
             name: torch.Generator(device="cpu").manual_seed(config.seed * 1000 + i)
@@ -122,7 +125,7 @@ class GanTrainer:
         d_phase.loss.backward()
         self.opt_D.step()
         if self.config.augment_p is None:
-            self.strength.update(d_phase.real_scores)
+            self.strength.update(d_phase.real_scores, labels)
 
         self.opt_G.zero_grad(set_to_none=True)
         g_phase = self.loss.generator_phase(labels, self.latent(len(labels)))
@@ -194,6 +197,7 @@ class GanTrainer:
             "step": self.step,
             **{f"gan/{k}": round(v, 4) for k, v in means.items()},
             "gan/augment_p": round(self.strength.p, 4),
+            **self.per_class_strength(),
             "images_per_s": round(rate, 1),
             "seconds": round(elapsed, 1),
         }
@@ -208,6 +212,11 @@ class GanTrainer:
         )
         sys.stdout.flush()
 
+    def per_class_strength(self) -> dict[str, list[float]]:
+        if len(self.strength.probs) == 1:
+            return {}
+        return {"gan/augment_p_per_class": [round(p, 4) for p in self.strength.probs.tolist()]}
+
     # -- checkpoints ------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
         header = {"step": self.step, "config": self.config.to_dict()}
@@ -217,7 +226,7 @@ class GanTrainer:
             "rollbacks": self.rollbacks,
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
-            "augment_p": self.strength.p,
+            "augment_p": self.strength.state_dict()["p"],
             "rngs": {name: rng.get_state() for name, rng in self.rngs.items()},
         }
         atomic_write(self.out / "gan-state.pt", lambda tmp: torch.save(state, tmp))
@@ -233,11 +242,12 @@ class GanTrainer:
             self.opt_D.load_state_dict(state["opt_D"])
             for name, rng in self.rngs.items():
                 rng.set_state(state["rngs"][name])
+            self.strength.load_state_dict({"p": state["augment_p"]})
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"{self.out}/gan-state.pt: unreadable ({exc})") from None
         if state["step"] != step:
             raise CheckpointError(f"{self.out}: gan.safetensors and gan-state.pt disagree")
-        self.step, self.strength.p = step, float(state["augment_p"])
+        self.step = step
         self.rollbacks = max(self.rollbacks, int(state.get("rollbacks", 0)))
 
     def roll_back(self, stats: dict[str, float]) -> None:
