@@ -1,25 +1,12 @@
-"""``write_report``: one run folder -> ``report.md`` and a self-contained ``report.html``.
+"""The report's sections, each built from the files of a run folder only.
 
-Both files render one list of ``Section`` (title, paragraphs, tables, figures), so they never
-disagree. The HTML embeds every PNG as a base64 data URI and has inline CSS only. Inputs,
-each optional (a missing one gives a *not run* note):
-
-    compare/<method>/seed<k>/{metrics-PrivateTest.json, predictions-PrivateTest.npz, cell.json}
-    gan/gan-metrics.json, gan/samples.png                                    GAN quality and grid
-    search/history.json, search/convergence.png                          the PSO search
-    final/metrics-PrivateTest.json                                       the final model
-
-Example:
-    >>> md_path, html_path = write_report(Path("runs/main"))  # doctest: +SKIP
+A missing input gives a *not run* note instead of a section, never an error.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import re
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +17,6 @@ from ganpso.metrics.comparison import (
     Cell,
     Table,
     comparison_table,
-    group_by_method,
-    load_cells,
     mean_confusion,
     paired_test,
     per_class_means,
@@ -40,8 +25,8 @@ from ganpso.metrics.comparison import (
     summarise,
 )
 from ganpso.metrics.plots import plot_confusion_matrix, plot_per_class_bars
+from ganpso.report.render import Figure, Section
 
-TITLE = "GAN-PSO: facial emotion recognition on FER2013"
 NOT_RUN = "*not run*"
 ANCHORS: tuple[tuple[str, str, str], ...] = (
     ("human", "~65 %", "Goodfellow et al. 2013 (FER2013 challenge)"),
@@ -50,24 +35,6 @@ ANCHORS: tuple[tuple[str, str, str], ...] = (
     ("Residual Masking Network", "74.14 %", "Pham et al. 2020"),
     ("ensembles", "75–77 %", "various"),
 )
-
-
-@dataclass
-class Figure:
-    """A PNG inside the report folder and its caption (which names device and wall time)."""
-
-    path: Path
-    caption: str
-
-
-@dataclass
-class Section:
-    """One report section; paragraphs use only ``*em*``, ``**strong**`` and ```code```."""
-
-    title: str
-    paragraphs: list[str] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    figures: list[Figure] = field(default_factory=list)
 
 
 def _not_run(title: str, what: str) -> Section:
@@ -318,111 +285,3 @@ def anchors_section() -> Section:
         ["Accuracy on FER2013 PrivateTest as published; nothing here was run by this project."],
         [Table(["model", "PrivateTest accuracy", "source", "device", "wall time"], rows)],
     )
-
-
-def build_sections(
-    run_dir: Path,
-    out_dir: Path,
-    treatment: str = "ganpso",
-    control: str = "cnn",
-    compare_dir: Path | None = None,
-) -> list[Section]:
-    """Every section of the report, in order; figures are written into ``out_dir``."""
-    compare = compare_dir or run_dir / "compare"
-    groups = group_by_method(load_cells(compare)) if compare.is_dir() else {}
-    return [
-        comparison_section(groups),
-        paired_section(groups, treatment, control),
-        per_class_section(groups, out_dir),
-        confusion_section(groups, out_dir),
-        gan_section(run_dir, out_dir),
-        search_section(run_dir, out_dir),
-        final_section(run_dir),
-        anchors_section(),
-    ]
-
-
-def to_markdown(sections: list[Section], out_dir: Path, title: str = TITLE) -> str:
-    """GitHub markdown; figures are linked relative to ``out_dir``."""
-    parts = [f"# {title}"]
-    for section in sections:
-        parts.append(f"## {section.title}")
-        parts += section.paragraphs
-        parts += [table.to_markdown() for table in section.tables]
-        parts += [
-            f"![{f.caption}]({f.path.relative_to(out_dir).as_posix()})\n\n*{f.caption}*"
-            for f in section.figures
-        ]
-    return "\n\n".join(parts) + "\n"
-
-
-CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
-    "color:#222}table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
-    "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}"
-    "img{max-width:100%}figure{margin:1em 0}figcaption{font-size:.9em;color:#555}"
-)
-
-
-def to_html(sections: list[Section], title: str = TITLE) -> str:
-    """One self-contained page: inline CSS, PNGs as base64 data URIs, no external reference."""
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for section in sections:
-        body.append(f"<h2>{_inline(section.title)}</h2>")
-        body += [f"<p>{_inline(text)}</p>" for text in section.paragraphs]
-        body += [_html_table(table) for table in section.tables]
-        body += [_html_figure(figure) for figure in section.figures]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
-    )
-
-
-def _inline(text: str) -> str:
-    """Escape, then the three markdown inline forms the sections use."""
-    text = html.escape(text)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
-
-
-def _html_table(table: Table) -> str:
-    head = "".join(f"<th>{_inline(h)}</th>" for h in table.headers)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in table.rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-
-def _html_figure(figure: Figure) -> str:
-    data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
-    alt = html.escape(figure.caption, quote=True)
-    return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{alt}">'
-        f"<figcaption>{_inline(figure.caption)}</figcaption></figure>"
-    )
-
-
-def write_report(
-    run_dir: Path,
-    out_dir: Path | None = None,
-    *,
-    treatment: str = "ganpso",
-    control: str = "cnn",
-    compare_dir: Path | None = None,
-) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` (default folder: ``run_dir/report``).
-
-    ``treatment`` and ``control`` name the comparison's methods of the paired macro-F1 test;
-    the comparison's cells are read from ``compare_dir`` (default: ``run_dir/compare``).
-    """
-    run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sections = build_sections(run_dir, out_dir, treatment, control, compare_dir)
-    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text(to_markdown(sections, out_dir))
-    html_path.write_text(to_html(sections))
-    return md_path, html_path
