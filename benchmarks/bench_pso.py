@@ -2,9 +2,10 @@
 
 Sphere, Rosenbrock and Rastrigin in 10 dimensions on their standard domains, each optimiser
 working in the unit cube [0, 1]^10 and the function mapping it onto the domain. Reports the
-median and quartiles, over seeds, of the best value each method evaluated, plus the ask / tell
-overhead per particle. Every PSO run uses ``PSOConfig``'s defaults (one setting for all
-functions); only swarm size, iterations, direction and topology are set here.
+median and quartiles, over seeds, of the best value each method evaluated, a rank test of our PSO
+against each other method, and the ask / tell overhead per particle. Every PSO run uses
+``PSOConfig``'s defaults (one setting for all functions); only swarm size, iterations, direction
+and topology are set here.
 
     python benchmarks/bench_pso.py --out results/pso-benchmark
     python benchmarks/bench_pso.py --dim 5 --swarm-size 10 --iterations 20 \
@@ -144,6 +145,45 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]], functions: l
     return "\n".join(lines)
 
 
+REFERENCE = "ganpso PSO (global)"
+
+
+def rank_tests(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Our PSO against each other method, per function, over the same seeds.
+
+    ``p_worse``: one-sided Mann-Whitney U p-value for "ours is worse" (a small value says the
+    other method is reliably better); ``p_better`` the other side; ``wins``: the share of seeds
+    on which ours is lower (paired by seed).
+    """
+    from scipy.stats import mannwhitneyu
+
+    ours = runs[REFERENCE]
+    tests: dict[str, dict[str, dict[str, float]]] = {}
+    for method, per_function in runs.items():
+        if method == REFERENCE:
+            continue
+        tests[method] = {}
+        for name, theirs in per_function.items():
+            tests[method][name] = {
+                "p_worse": float(mannwhitneyu(ours[name], theirs, alternative="greater").pvalue),
+                "p_better": float(mannwhitneyu(ours[name], theirs, alternative="less").pvalue),
+                "wins": float(np.mean(np.array(ours[name]) < np.array(theirs))),
+            }
+    return tests
+
+
+def tests_table(tests: dict[str, dict[str, dict[str, float]]], functions: list[str]) -> str:
+    header = "| ours against | " + " | ".join(f"{f}: p worse / p better" for f in functions)
+    lines = [header + " |", "|" + " --- |" * (len(functions) + 1)]
+    for method, per_function in tests.items():
+        cells = [
+            f"{t['p_worse']:.2g} / {t['p_better']:.2g}"
+            for t in (per_function[f] for f in functions)
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version(), "numpy": np.__version__}
     try:
@@ -180,6 +220,7 @@ def main() -> None:
         print(f"{method}: {seconds[method]:.1f} s", flush=True)
 
     table = markdown_table(results, list(FUNCTIONS))
+    tests = rank_tests(runs)
     overhead = overhead_ms(args.dim, budget)
     report = {
         "benchmark": "PSO best value at equal evaluations (lower is better, optimum 0)",
@@ -191,6 +232,7 @@ def main() -> None:
         "domains": {name: [low, high] for name, (_, low, high) in FUNCTIONS.items()},
         "pso_config": bench_config(budget).to_dict(),  # the ring rows: topology "ring"
         "results": results,
+        "rank_tests": tests,
         "runs": runs,
         "seconds_per_method": seconds,
         "ask_tell_overhead_ms_per_particle": round(overhead, 4),
@@ -211,10 +253,15 @@ def main() -> None:
         f"{args.dim} dimensions, median [quartiles] over seeds {seeds.start}-{seeds.stop - 1}; "
         "lower is better, "
         f"optimum 0. ask/tell overhead: {overhead:.3f} ms per particle. "
-        f"Command: `{report['command']}`; device: {report['device']}.\n"
+        f"Command: `{report['command']}`; device: {report['device']}.\n\n"
     )
-    (args.out / "table.md").write_text(table + notes)
-    print(table + notes)
+    test_notes = (
+        "\n\nOne-sided Mann-Whitney U p-values over the same seeds: *p worse* < 0.05 says the "
+        "other method is reliably better than ours, *p better* < 0.05 that ours is.\n"
+    )
+    text = table + notes + tests_table(tests, list(FUNCTIONS)) + test_notes
+    (args.out / "table.md").write_text(text)
+    print(text)
     print(f"wrote {args.out / 'benchmark.json'}")
 
 
