@@ -14,7 +14,7 @@ from ganpso.metrics.comparison import (
 )
 from ganpso.report import write_report
 
-METHODS = {"cnn": 0.5, "ganpso": 0.7, "hog-svm": 0.3}
+METHODS = {"cnn": 0.5, "ganpso": 0.7, "hog-svm": 0.3, "oversample": 0.6}
 
 
 def tiny_png(path, seed: int = 0) -> None:
@@ -38,7 +38,8 @@ def write_compare(run_dir) -> None:
             folder = run_dir / "compare" / method / f"seed{seed}"
             write_json(report_json(y_true, y_pred), folder / METRICS_FILE)
             write_predictions(folder / PREDICTIONS_FILE, y_true, y_pred)
-            write_json({"device": "cpu: test", "wall_seconds": 60.0}, folder / RUN_FILE)
+            record = {"device": "cpu: test", "wall_seconds": 60.0, "title": method.upper()}
+            write_json(record, folder / RUN_FILE)
 
 
 def write_stages(run_dir) -> None:
@@ -141,3 +142,12 @@ def test_gan_targets_stand_beside_the_measured_values(full_report) -> None:
     markdown = full_report[0]
     assert "| cas accuracy at least 0.45 | 0.470 ± 0.010 (3 seeds) | met |" in markdown
     assert "| disgust fid within 2x of other classes mean | 2.30x | **missed** |" in markdown
+
+
+def test_methods_come_in_the_comparison_order_with_their_titles(full_report) -> None:
+    markdown = full_report[0]
+    assert "Methods: `cnn` = CNN; `oversample` = OVERSAMPLE; `ganpso` = GANPSO;" in markdown
+    table = markdown.split("## Comparison on PrivateTest")[1].split("##")[0]
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")]
+    # the registry's order (not the folders' alphabetical one), unknown names last
+    assert rows[1:] == ["cnn", "oversample", "ganpso", "hog-svm"]

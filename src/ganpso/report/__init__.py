@@ -32,6 +32,14 @@ from ganpso.report.sections import (
 __all__ = ["TITLE", "build_sections", "write_report"]
 
 
+def _method_rank(name: str) -> int:
+    """The comparison's own order (baselines, GAN rows, GAN-PSO, external); others last."""
+    from ganpso.pipeline.compare import METHODS
+
+    order = list(METHODS)
+    return order.index(name) if name in order else len(order)
+
+
 def build_sections(
     run_dir: Path,
     out_dir: Path,
@@ -42,6 +50,7 @@ def build_sections(
     """Every section of the report, in order; figures are written into ``out_dir``."""
     compare = compare_dir or run_dir / "compare"
     groups = group_by_method(load_cells(compare)) if compare.is_dir() else {}
+    groups = dict(sorted(groups.items(), key=lambda item: _method_rank(item[0])))
     return [
         comparison_section(groups),
         paired_section(groups, treatment, control),

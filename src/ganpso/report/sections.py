@@ -82,7 +82,13 @@ def comparison_section(groups: dict[str, list[Cell]]) -> Section:
         "evaluated once (no std)."
     )
     rows = summarise([c for group in groups.values() for c in group])
-    return Section(title, [text], [comparison_table(rows)])
+    return Section(title, [text, _legend(groups)], [comparison_table(rows)])
+
+
+def _legend(groups: dict[str, list[Cell]]) -> str:
+    """What each method name stands for, from the cells' own records."""
+    titles = [f"`{name}` = {cells[0].run.get('title', name)}" for name, cells in groups.items()]
+    return "Methods: " + "; ".join(titles) + "."
 
 
 def paired_section(groups: dict[str, list[Cell]], treatment: str, control: str) -> Section:
