@@ -252,10 +252,17 @@ def test_recipe_fingerprint_reads_files_by_content_and_ignores_where_it_ran(
 def test_compare_retrains_a_cell_made_with_another_recipe(
     smoke_run: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
-    out, _ = smoke_run
+    import shutil
+    import time
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
     cells_dir = tmp_path / "compare"
     assert run_compare(out, cells_dir, "gan_fixed") == 0
     cell = cells_dir / "gan_fixed" / "seed0"
+    record = json.loads((cell / "cell.json").read_text())
+    record["recipe"] = None  # a cell from before the recorded fingerprint
+    (cell / "cell.json").write_text(json.dumps(record))
     config = TrainConfig.from_yaml(cell / "config.yaml")
     config.synthetic.ratio = 0.25  # as if made before the hand-set ratio changed
     (cell / "config.yaml").write_text(json.dumps(config.to_dict()))
@@ -263,7 +270,19 @@ def test_compare_retrains_a_cell_made_with_another_recipe(
     (archived,) = (cells_dir / "replaced").glob("*/gan_fixed/seed0")
     assert TrainConfig.from_yaml(archived / "config.yaml").synthetic.ratio == 0.25
     assert TrainConfig.from_yaml(cell / "config.yaml").synthetic.ratio == 0.5
-    assert (cell / "cell.json").exists()
+    assert json.loads((cell / "cell.json").read_text())["recipe"]
+
+    # a new GAN written over the old file: same path and config, other weights
+    generator_path = out / "gan" / "generator.safetensors"
+    generator, header = load_generator(generator_path)
+    with torch.no_grad():
+        for parameter in generator.parameters():
+            parameter.add_(0.01)
+    gan_config = GanConfig(z_dim=header["z_dim"], g_width=header["width"])
+    save_generator(generator_path, generator, gan_config, step=header["step"])
+    time.sleep(1)  # the archive folders are named by the second
+    assert run_compare(out, cells_dir, "gan_fixed") == 0
+    assert len(list((cells_dir / "replaced").glob("*/gan_fixed/seed0"))) == 2
 
 
 def test_only_stages_built_on_a_changed_section_are_stale() -> None:

@@ -8,9 +8,10 @@ Cells whose model the run already trained and tested (the plain CNN and GAN-PSO 
 seed) reuse the run's PrivateTest evaluation instead of training again.
 
 A finished trained cell counts only while it is what the method asks for now: its recipe
-fingerprint (the config without where it ran, the generator and filter classifier by content) is
-checked against the method's config from the run. A cell made with another GAN or another search
-is moved to ``OUT/replaced/<time>/`` and trained again, so a table never mixes two GANs.
+fingerprint (the config without where it ran, the generator and filter classifier by content),
+recorded in ``cell.json`` when it was made, is checked against the method's config from the run.
+A cell made with another GAN or another search is moved to ``OUT/replaced/<time>/`` and trained
+again, so a table never mixes two GANs.
 """
 
 from __future__ import annotations
@@ -122,9 +123,19 @@ def recipe_fingerprint(config: TrainConfig) -> str:
 
 
 def stale_cell(cell: Path, expected: TrainConfig | None) -> bool:
-    """A finished trained cell whose recipe differs from the one its method asks for now."""
+    """A finished trained cell whose recipe differs from the one its method asks for now.
+
+    The fingerprint recorded in ``cell.json`` when the cell was made decides: a generator
+    rewritten in place has the same path but not the same content. A cell from before that
+    record is judged by its saved config, whose files can only be read as they are now.
+    """
+    if expected is None:
+        return False
+    recorded = json.loads((cell / "cell.json").read_text()).get("recipe")
+    if recorded is not None:
+        return bool(recorded != recipe_fingerprint(expected))
     saved = cell / "config.yaml"
-    if expected is None or not saved.exists():
+    if not saved.exists():
         return False
     return recipe_fingerprint(TrainConfig.from_yaml(saved)) != recipe_fingerprint(expected)
 
@@ -142,6 +153,9 @@ def run_cell(
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     device = describe_device(resolve_device(run.device))
+    recipe = None
+    if METHODS[name].seeded:  # what the cell is made from, fixed before it trains
+        recipe = recipe_fingerprint(method_config(name, run, run_dir, seed))
     reused = reusable_run_folder(name, run, run_dir, seed)
     if reused is not None:
         reuse_run_model(reused, dataset, out, log)
@@ -160,6 +174,7 @@ def run_cell(
         "device": device,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "reused": str(reused) if reused else None,
+        "recipe": recipe,
     }
     (out / "cell.json").write_text(json.dumps(record, indent=2) + "\n")
 
