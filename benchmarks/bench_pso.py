@@ -133,16 +133,30 @@ def overhead_ms(dim: int, budget: tuple[int, int], repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def markdown_table(results: dict[str, dict[str, dict[str, float]]], functions: list[str]) -> str:
-    header = "| method | " + " | ".join(f"{f} median [q1, q3]" for f in functions) + " |"
+def method_table(
+    per_method: dict[str, dict[str, dict[str, float]]],
+    functions: list[str],
+    first: str,
+    column: str,
+    cell: Callable[[dict[str, float]], str],
+) -> str:
+    """One row per method, one column per function (titled ``column.format(f)``)."""
+    header = f"| {first} | " + " | ".join(column.format(f) for f in functions) + " |"
     lines = [header, "|" + " --- |" * (len(functions) + 1)]
-    for method, per_function in results.items():
-        cells = [
-            f"{s['median']:.3g} [{s['q1']:.3g}, {s['q3']:.3g}]"
-            for s in (per_function[f] for f in functions)
-        ]
+    for method, per_function in per_method.items():
+        cells = [cell(per_function[f]) for f in functions]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def markdown_table(results: dict[str, dict[str, dict[str, float]]], functions: list[str]) -> str:
+    return method_table(
+        results,
+        functions,
+        "method",
+        "{} median [q1, q3]",
+        lambda s: f"{s['median']:.3g} [{s['q1']:.3g}, {s['q3']:.3g}]",
+    )
 
 
 REFERENCE = "ganpso PSO (global)"
@@ -173,15 +187,13 @@ def rank_tests(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, d
 
 
 def tests_table(tests: dict[str, dict[str, dict[str, float]]], functions: list[str]) -> str:
-    header = "| ours against | " + " | ".join(f"{f}: p worse / p better" for f in functions)
-    lines = [header + " |", "|" + " --- |" * (len(functions) + 1)]
-    for method, per_function in tests.items():
-        cells = [
-            f"{t['p_worse']:.2g} / {t['p_better']:.2g}"
-            for t in (per_function[f] for f in functions)
-        ]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return method_table(
+        tests,
+        functions,
+        "ours against",
+        "{}: p worse / p better",
+        lambda t: f"{t['p_worse']:.2g} / {t['p_better']:.2g}",
+    )
 
 
 def versions() -> dict[str, str]:
