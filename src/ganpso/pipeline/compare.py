@@ -148,14 +148,20 @@ def set_cell_aside(cell: Path, out: Path, archive_name: str, log: Log) -> None:
 
 
 def run_cell(
-    name: str, seed: int, run: RunConfig, run_dir: Path, dataset: FerDataset, out: Path, log: Log
+    name: str,
+    seed: int,
+    config: TrainConfig | None,
+    run: RunConfig,
+    run_dir: Path,
+    dataset: FerDataset,
+    out: Path,
+    log: Log,
 ) -> None:
+    """One (method, seed) cell; ``config`` is the trained methods' recipe, None for the others."""
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     device = describe_device(resolve_device(run.device))
-    recipe = None
-    if METHODS[name].seeded:  # what the cell is made from, fixed before it trains
-        recipe = recipe_fingerprint(method_config(name, run, run_dir, seed))
+    recipe = None if config is None else recipe_fingerprint(config)  # fixed before it trains
     reused = reusable_run_folder(name, run, run_dir, seed)
     if reused is not None:
         reuse_run_model(reused, dataset, out, log)
@@ -164,8 +170,8 @@ def run_cell(
         run_classic(dataset, out, seed)
     elif name == "mini_xception":
         run_mini_xception(dataset, out, run.device)
-    else:
-        cost = train_cell(method_config(name, run, run_dir, seed), dataset, out, log)
+    elif config is not None:
+        cost = train_cell(config, dataset, out, log)
         started = time.perf_counter() - cost  # a resumed cell also paid its earlier sessions
     record = {
         "method": name,
@@ -306,5 +312,5 @@ def compare(
                 log(f"[{name} seed {seed}] done earlier, skipped")
                 continue
             log(f"[{name} seed {seed}] {METHODS[name].title}")
-            run_cell(name, seed, run, run_dir, dataset, cell, log)
+            run_cell(name, seed, expected, run, run_dir, dataset, cell, log)
     return cells
