@@ -31,6 +31,7 @@ from ganpso.pipeline.objective import PipelineObjective, stratified_fraction, wi
 
 ARCHIVE = Path(__file__).parents[1] / ".." / "shared" / "data" / "fer2013.zip"
 needs_archive = pytest.mark.skipif(not ARCHIVE.exists(), reason="../shared/data/fer2013.zip absent")
+SMOKE_RUN = ["run", "--profile", "smoke", "--data", str(ARCHIVE), "--device", "cpu"]
 
 
 def test_counts_top_up_each_class_to_its_ratio() -> None:
@@ -164,11 +165,19 @@ def test_sample_weights_scale_the_loss() -> None:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     out = tmp_path_factory.mktemp("smoke") / "run"
-    args = ["run", "--profile", "smoke", "--data", str(ARCHIVE), "--device", "cpu", "--out"]
-    assert main([*args, str(out), "--stop-after", "gan"]) == 0
+    assert main([*SMOKE_RUN, "--out", str(out), "--stop-after", "gan"]) == 0
     first = sorted(p.name for p in out.iterdir() if (p / "stage.json").exists())
-    assert main([*args, str(out)]) == 0
+    assert main([*SMOKE_RUN, "--out", str(out)]) == 0
     return out, first
+
+
+def copy_of_smoke_run(smoke_run: tuple[Path, list[str]], tmp_path: Path) -> Path:
+    """A private copy, for a test that changes the run."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(smoke_run[0], out)
+    return out
 
 
 @needs_archive
@@ -190,22 +199,7 @@ def test_smoke_profile_runs_every_stage_and_resumes(smoke_run: tuple[Path, list[
     best = TrainConfig.from_yaml(out / "search" / "best-config.yaml")
     assert best.synthetic.generator and Path(best.synthetic.generator).exists()
     stamps = {p: (out / p / "stage.json").stat().st_mtime_ns for p in ("classifier", "final")}
-    assert (
-        main(
-            [
-                "run",
-                "--profile",
-                "smoke",
-                "--data",
-                str(ARCHIVE),
-                "--device",
-                "cpu",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main([*SMOKE_RUN, "--out", str(out)]) == 0
     assert stamps == {p: (out / p / "stage.json").stat().st_mtime_ns for p in stamps}
 
 
@@ -252,11 +246,9 @@ def test_recipe_fingerprint_reads_files_by_content_and_ignores_where_it_ran(
 def test_compare_retrains_a_cell_made_with_another_recipe(
     smoke_run: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
-    import shutil
     import time
 
-    out = tmp_path / "run"
-    shutil.copytree(smoke_run[0], out)
+    out = copy_of_smoke_run(smoke_run, tmp_path)
     cells_dir = tmp_path / "compare"
     assert run_compare(out, cells_dir, "gan_fixed") == 0
     cell = cells_dir / "gan_fixed" / "seed0"
@@ -325,14 +317,10 @@ def test_a_raised_gan_budget_continues_instead_of_starting_over() -> None:
 def test_rerun_with_more_gan_steps_continues_the_gan(
     smoke_run: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
-    import shutil
-
-    out = tmp_path / "run"
-    shutil.copytree(smoke_run[0], out)
-    args = ["run", "--profile", "smoke", "--data", str(ARCHIVE), "--device", "cpu"]
+    out = copy_of_smoke_run(smoke_run, tmp_path)
     early_grid = out / "gan" / "samples" / "000010.png"
     stamp = early_grid.stat().st_mtime_ns
-    assert main([*args, "--out", str(out), "--set", "gan.steps=30"]) == 0
+    assert main([*SMOKE_RUN, "--out", str(out), "--set", "gan.steps=30"]) == 0
     assert load_generator(out / "gan" / "generator.safetensors")[1]["step"] == 30
     assert early_grid.stat().st_mtime_ns == stamp  # steps 1-20 were not trained again
     (archive,) = (out / "replaced").iterdir()
@@ -348,14 +336,10 @@ def test_rerun_with_more_gan_steps_continues_the_gan(
 def test_rerun_with_a_changed_config_redoes_only_stale_stages(
     smoke_run: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
-    import shutil
-
-    out = tmp_path / "run"
-    shutil.copytree(smoke_run[0], out)
+    out = copy_of_smoke_run(smoke_run, tmp_path)
     stamp = (out / "gan" / "stage.json").stat().st_mtime_ns
     old_search = (out / "search" / "history.json").read_text()
-    args = ["run", "--profile", "smoke", "--data", str(ARCHIVE), "--device", "cpu"]
-    assert main([*args, "--out", str(out), "--set", "search.iterations=1"]) == 0
+    assert main([*SMOKE_RUN, "--out", str(out), "--set", "search.iterations=1"]) == 0
     assert (out / "gan" / "stage.json").stat().st_mtime_ns == stamp
     (archive,) = (out / "replaced").iterdir()
     assert sorted(p.name for p in archive.iterdir()) == [
