@@ -52,6 +52,16 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
     ]
 
 
+def pooled_head(in_channels: int, dropout: float, num_classes: int) -> nn.Sequential:
+    """Global average pool, dropout, linear: why every model accepts any input size >= 16."""
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(in_channels, num_classes),
+    )
+
+
 class VGGSmall(nn.Module):
     """Four stages of two 3x3 conv-BN-ReLU layers and a 2x2 max-pool, widths w, 2w, 4w, 8w.
 
@@ -69,12 +79,7 @@ class VGGSmall(nn.Module):
             layers.append(nn.MaxPool2d(2))
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(in_channels, num_classes),
-        )
+        self.head = pooled_head(in_channels, dropout, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) -> (B, num_classes)
         return self.head(self.features(x))
@@ -115,12 +120,7 @@ class ResNetSmall(nn.Module):
             stages.append(BasicBlock(in_channels, out_channels, stride=1 if stage == 0 else 2))
             in_channels = out_channels
         self.features = nn.Sequential(*stages)
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(in_channels, num_classes),
-        )
+        self.head = pooled_head(in_channels, dropout, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) -> (B, num_classes)
         return self.head(self.features(x))
