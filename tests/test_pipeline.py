@@ -172,11 +172,13 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]
 
 
 def copy_of_smoke_run(smoke_run: tuple[Path, list[str]], tmp_path: Path) -> Path:
-    """A private copy, for a test that changes the run."""
+    """A private copy, for a test that changes the run; its configs' paths move with it."""
     import shutil
 
     out = tmp_path / "run"
     shutil.copytree(smoke_run[0], out)
+    for config in out.rglob("config.yaml"):
+        config.write_text(config.read_text().replace(str(smoke_run[0]), str(out)))
     return out
 
 
@@ -197,7 +199,17 @@ def test_smoke_profile_runs_every_stage_and_resumes(smoke_run: tuple[Path, list[
     ):
         assert (out / path).exists(), path
     best = TrainConfig.from_yaml(out / "search" / "best-config.yaml")
-    assert best.synthetic.generator and Path(best.synthetic.generator).exists()
+    rescored = json.loads((out / "search" / "rescore.json").read_text())
+    proxy_best, base = rescored["candidates"]
+    assert base["name"] == "base" and base["folder"] == str(out / "classifier")  # not retrained
+    assert Path(proxy_best["folder"]).parent == out / "search" / "rescore"
+    trained = TrainConfig.from_yaml(Path(proxy_best["folder"]) / "config.yaml").synthetic
+    assert trained.ratio == 0 or Path(str(trained.generator)).exists()  # the run's own GAN
+    (chosen,) = [c for c in rescored["candidates"] if c["name"] == rescored["chosen"]]
+    assert chosen["full"] == max(proxy_best["full"], base["full"])
+    assert TrainConfig.from_yaml(Path(chosen["folder"]) / "config.yaml") == best
+    final_history = (out / "final" / "history.jsonl").read_text()
+    assert (Path(chosen["folder"]) / "history.jsonl").read_text() == final_history  # reused
     stamps = {p: (out / p / "stage.json").stat().st_mtime_ns for p in ("classifier", "final")}
     assert main([*SMOKE_RUN, "--out", str(out)]) == 0
     assert stamps == {p: (out / p / "stage.json").stat().st_mtime_ns for p in stamps}
@@ -222,6 +234,30 @@ def test_compare_cells_are_kept_and_reused(smoke_run: tuple[Path, list[str]]) ->
     assert run_compare(out, cells_dir, "oversample") == 0
     assert (cells_dir / "oversample" / "seed0" / "cell.json").stat().st_mtime_ns == stamp
     assert "oversample" in (out / "report" / "report.md").read_text()
+
+
+def test_a_cell_reuses_another_rows_cell_of_the_same_recipe_and_seed(tmp_path: Path) -> None:
+    from ganpso.config import write_yaml
+    from ganpso.pipeline.compare import recipe_fingerprint, twin_cell
+
+    def cell(method: str, seed: int, config: TrainConfig, record_recipe: bool) -> Path:
+        folder = tmp_path / method / f"seed{seed}"
+        folder.mkdir(parents=True)
+        record = {"method": method, "seed": seed, "wall_seconds": 1.0}
+        if record_recipe:
+            record["recipe"] = recipe_fingerprint(config)
+        (folder / "cell.json").write_text(json.dumps(record))
+        write_yaml(config.to_dict(), folder / "config.yaml")
+        return folder
+
+    plain, weighted = TrainConfig(seed=0), TrainConfig(seed=0, class_weighting="inverse")
+    cnn = cell("cnn", 0, plain, record_recipe=False)  # an older cell: judged by its config
+    cell("class_weighted", 0, weighted, record_recipe=True)
+    assert twin_cell(tmp_path, "ganpso", 0, recipe_fingerprint(plain)) == cnn
+    assert twin_cell(tmp_path, "cnn", 0, recipe_fingerprint(plain)) is None  # not itself
+    assert twin_cell(tmp_path, "ganpso", 1, recipe_fingerprint(plain)) is None  # other seed
+    other = TrainConfig(seed=0, lr=0.05)
+    assert twin_cell(tmp_path, "ganpso", 0, recipe_fingerprint(other)) is None
 
 
 def test_recipe_fingerprint_reads_files_by_content_and_ignores_where_it_ran(
@@ -330,6 +366,92 @@ def test_rerun_with_more_gan_steps_continues_the_gan(
         "stage.json",
     ]
     assert (out / "gan" / "gan-metrics.json").exists()  # judged again, after 30 steps
+
+
+def test_rescoring_candidates_are_the_best_finished_settings_then_the_base() -> None:
+    from ganpso.pipeline.rescore import BASE, candidate_name, top_candidates
+
+    rows = [
+        {"settings": {"lr": 0.1}, "value": 0.4},
+        {"settings": {"lr": 0.2}, "value": None},  # failed: never a candidate
+        {"settings": {"lr": 0.3}, "value": 0.5},
+        {"settings": {"lr": 0.4}, "value": 0.3},
+    ]
+    candidates = top_candidates(rows, 2, with_base=True, base_proxy=0.35)
+    assert [c.settings for c in candidates] == [{"lr": 0.3}, {"lr": 0.1}, None]
+    assert [c.proxy for c in candidates] == [0.5, 0.4, 0.35]
+    assert candidates[0].name == candidate_name({"lr": 0.3}) != candidate_name({"lr": 0.1})
+    assert candidates[-1].name == BASE
+    assert [c.settings for c in top_candidates(rows, 9, with_base=False)] == [
+        {"lr": 0.3},
+        {"lr": 0.1},
+        {"lr": 0.4},
+    ]
+
+
+def test_rescoring_chooses_by_full_training_and_survives_a_failure(tmp_path: Path) -> None:
+    from ganpso.pipeline.rescore import Candidate, rescore
+    from ganpso.search import SequentialExecutor
+
+    candidates = [
+        Candidate("proxy-best", {"lr": 0.3}, 0.5),
+        Candidate("broken", {"lr": 0.2}, 0.45),
+        Candidate("base", None, 0.4),
+    ]
+    full = {"proxy-best": 0.60, "base": 0.66}
+
+    def objective(candidate: Candidate) -> float:
+        if candidate.name == "broken":
+            raise RuntimeError("loss became NaN")
+        return full[candidate.name]
+
+    winner = rescore(candidates, objective, SequentialExecutor(), tmp_path, log=lambda _: None)
+    assert winner.name == "base"
+    record = json.loads((tmp_path / "rescore.json").read_text())
+    assert record["chosen"] == "base"
+    assert [c["full"] for c in record["candidates"]] == [0.60, None, 0.66]
+    assert "NaN" in record["candidates"][1]["error"]
+    with pytest.raises(Exception, match="every full-fidelity training failed"):
+        rescore(candidates[1:2], objective, SequentialExecutor(), tmp_path, log=lambda _: None)
+
+
+def test_a_raised_rescore_budget_keeps_the_search() -> None:
+    from ganpso.config import RunConfig
+    from ganpso.pipeline.run import budget_raised
+
+    base = RunConfig()
+
+    def search(**changes: object) -> RunConfig:
+        return replace(base, search=replace(base.search, **changes))
+
+    assert budget_raised("search", base, search(rescore_top_k=3))
+    assert not budget_raised("search", search(rescore_top_k=3), search(rescore_top_k=1))
+    assert not budget_raised("search", base, search(rescore_top_k=3, iterations=2))
+
+
+@needs_archive
+def test_rerun_with_more_rescoring_keeps_the_search_evaluations(
+    smoke_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    out = copy_of_smoke_run(smoke_run, tmp_path)
+    evaluations = (out / "search" / "evaluations.jsonl").read_text()
+    first = json.loads((out / "search" / "rescore.json").read_text())["candidates"]
+    first_seconds = json.loads((out / "search" / "stage.json").read_text())["seconds"]
+    assert main([*SMOKE_RUN, "--out", str(out), "--set", "search.rescore_top_k=2"]) == 0
+    assert (out / "search" / "evaluations.jsonl").read_text() == evaluations
+    stage = json.loads((out / "search" / "stage.json").read_text())
+    assert stage["sessions"][0] == first_seconds
+    assert stage["seconds"] == pytest.approx(sum(stage["sessions"]), abs=0.2)
+    again = json.loads((out / "search" / "rescore.json").read_text())["candidates"]
+    assert len(again) == 3
+
+    def scores(rows: list[dict]) -> set[tuple[str, float]]:
+        return {(row["name"], row["full"]) for row in rows}
+
+    assert scores(first) <= scores(again)  # the trainings done before are reused
+    (archive,) = (out / "replaced").iterdir()
+    assert "search" not in {p.name for p in archive.iterdir()}
+    assert (out / "final" / "metrics-PrivateTest.json").exists()
 
 
 @needs_archive

@@ -289,6 +289,10 @@ class SearchConfig(YamlConfig):
     seed: int = 0
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     pool_factor: int = 2  # candidates drawn per fake the largest ratio needs (room for the filter)
+    # Multi-fidelity (ganpso.pipeline.rescore): the best distinct settings, and the base recipe
+    # too if rescore_base, trained again with the full recipe; the best of those wins. 0: off.
+    rescore_top_k: int = 0
+    rescore_base: bool = True
     executor: Literal["sequential", "process", "ray"] = "sequential"
     workers: int = 1
     threads_per_worker: int | None = None

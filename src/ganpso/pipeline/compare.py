@@ -131,13 +131,8 @@ def stale_cell(cell: Path, expected: TrainConfig | None) -> bool:
     """
     if expected is None:
         return False
-    recorded = json.loads((cell / "cell.json").read_text()).get("recipe")
-    if recorded is not None:
-        return bool(recorded != recipe_fingerprint(expected))
-    saved = cell / "config.yaml"
-    if not saved.exists():
-        return False
-    return recipe_fingerprint(TrainConfig.from_yaml(saved)) != recipe_fingerprint(expected)
+    recorded = cell_recipe(cell)
+    return recorded is not None and recorded != recipe_fingerprint(expected)
 
 
 def set_cell_aside(cell: Path, out: Path, archive_name: str, log: Log) -> None:
@@ -163,9 +158,15 @@ def run_cell(
     device = describe_device(resolve_device(run.device))
     recipe = None if config is None else recipe_fingerprint(config)  # fixed before it trains
     reused = reusable_run_folder(name, run, run_dir, seed)
+    twin = twin_cell(out.parent.parent, name, seed, recipe)
     if reused is not None:
         reuse_run_model(reused, dataset, out, log)
         started -= stage_seconds(reused)  # the cell cost what the run paid for this model
+    elif twin is not None:
+        copy_cell_results(twin, out)
+        started -= json.loads((twin / "cell.json").read_text())["wall_seconds"]
+        reused = twin
+        log(f"reused {twin}: another method whose recipe is this one (the same training)")
     elif name == "hog_svm":
         run_classic(dataset, out, seed)
     elif name == "mini_xception":
@@ -185,19 +186,44 @@ def run_cell(
     (out / "cell.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
+def twin_cell(cells: Path, name: str, seed: int, recipe: str | None) -> Path | None:
+    """Another method's finished cell with the same recipe and seed: the same training.
+
+    A search may choose settings that equal another row's recipe (for example the plain
+    recipe itself); that row's training is then reused rather than repeated.
+    """
+    if recipe is None:
+        return None
+    for record_path in sorted(cells.glob(f"*/seed{seed}/cell.json")):
+        record = json.loads(record_path.read_text())
+        if record.get("method") != name and cell_recipe(record_path.parent) == recipe:
+            return record_path.parent
+    return None
+
+
+def cell_recipe(cell: Path) -> str | None:
+    """The fingerprint ``cell.json`` recorded, else (older cells) that of its saved config."""
+    recorded = json.loads((cell / "cell.json").read_text()).get("recipe")
+    if recorded is not None or not (cell / "config.yaml").exists():
+        return recorded
+    return recipe_fingerprint(TrainConfig.from_yaml(cell / "config.yaml"))
+
+
+CELL_FILES = ("metrics-PrivateTest.json", "predictions-PrivateTest.npz", "config.yaml")
+
+
+def copy_cell_results(folder: Path, out: Path) -> None:
+    for name in (*CELL_FILES, "history.jsonl"):
+        if (folder / name).exists():
+            shutil.copy2(folder / name, out / name)
+
+
 def reuse_run_model(folder: Path, dataset: FerDataset, out: Path, log: Log) -> None:
     if not (folder / "metrics-PrivateTest.json").exists():
         evaluate_private(folder, dataset, "ganpso compare")
     elif not (folder / "predictions-PrivateTest.npz").exists():
         recover_predictions(folder, dataset)
-    for name in (
-        "metrics-PrivateTest.json",
-        "predictions-PrivateTest.npz",
-        "config.yaml",
-        "history.jsonl",
-    ):
-        if (folder / name).exists():
-            shutil.copy2(folder / name, out / name)
+    copy_cell_results(folder, out)
     log(f"reused {folder} (trained and tested once by the run)")
 
 
@@ -263,12 +289,19 @@ def write_cell_metrics(
     np.savez_compressed(out / "predictions-PrivateTest.npz", y_true=y_true, y_pred=y_pred)
 
 
-def ensure_nogan_search(run: RunConfig, run_dir: Path, log: Log) -> None:
-    """The search of row 5: the run's search space without its synthetic-image settings."""
+def ensure_nogan_search(run: RunConfig, run_dir: Path, cells: Path, log: Log) -> None:
+    """The search of row 5: the run's search space without its synthetic-image settings.
+
+    Rescored like the run's own search; the full trainings it may reuse are the run's
+    classifier and this row's cell at the run's seed.
+    """
+    from ganpso.pipeline.rescore import RESCORE_FILE
     from ganpso.pipeline.search import search_pipeline
 
-    target = run_dir / "search-nogan" / "best-config.yaml"
-    if target.exists():
+    folder = run_dir / "search-nogan"
+    target = folder / "best-config.yaml"
+    rescored = run.search.rescore_top_k == 0 or (folder / RESCORE_FILE).exists()
+    if target.exists() and rescored:
         return
     search = run.search
     space = {k: v for k, v in search.space.items() if not k.startswith("synthetic.")}
@@ -280,8 +313,9 @@ def ensure_nogan_search(run: RunConfig, run_dir: Path, log: Log) -> None:
         nogan,
         base=base,
         trunk=run_dir / "classifier" / "best.safetensors",
-        out=run_dir / "search-nogan",
+        out=folder,
         log=log,
+        trained=[run_dir / "classifier", cells / "pso_no_gan" / f"seed{run.seed}"],
     )
     write_yaml(best.to_dict(), target)
 
@@ -301,7 +335,7 @@ def compare(
     cells = []
     for name in methods:
         if name == "pso_no_gan":
-            ensure_nogan_search(run, run_dir, log)
+            ensure_nogan_search(run, run_dir, out, log)
         for seed in seeds if METHODS[name].seeded else seeds[:1]:
             cell = out / name / f"seed{seed}"
             cells.append(cell)

@@ -3,8 +3,10 @@
     classifier   real-data classifier (GAN metrics, the search's trunk, the fakes' filter)
     gan          class-conditional GAN on Training
     gan_metrics  FID/KID, CAS, near-copies and diversity of the GAN's faces
-    search       PSO over the pipeline's settings, fitness = PublicTest macro-F1
-    final        full training with the best settings and the GAN's faces
+    search       PSO over the pipeline's settings, fitness = PublicTest macro-F1; its best few
+                 settings then trained in full and the best of those chosen (rescore_top_k)
+    final        full training with the chosen settings and the GAN's faces (the rescoring's
+                 training of them, when there is one)
     test         the one PrivateTest evaluation
     report       Markdown and HTML report
 
@@ -15,7 +17,8 @@ classifier, the GAN and the search resume from their own checkpoints inside that
 A rerun with an edited config redoes only the stages whose config sections changed (``inputs``)
 and those built on them; their old folders, with the old ``config.yaml``, are moved to
 ``replaced/<time>/`` rather than deleted. A GAN whose only change is a larger budget (``steps``,
-``time_limit_minutes``) continues from its checkpoint; the stages after it run again. The device
+``time_limit_minutes``), or a search whose only change is a larger ``rescore_top_k``, continues
+from its checkpoint; the stages after it run again. The device
 and thread count are not inputs: a run started on CPU may continue on a GPU.
 """
 
@@ -110,6 +113,7 @@ def run_search_stage(ctx: RunContext) -> None:
         trunk=ctx.path("classifier", "best.safetensors"),
         out=ctx.path("search"),
         log=ctx.log,
+        trained=[ctx.path("classifier")],
     )
     write_yaml(best.to_dict(), ctx.path("search", "best-config.yaml"))
 
@@ -125,8 +129,14 @@ def final_base(ctx: RunContext) -> TrainConfig:
 
 
 def run_final(ctx: RunContext) -> None:
+    from ganpso.pipeline.rescore import reuse_training
+
     config = TrainConfig.from_yaml(ctx.path("search", "best-config.yaml"))
-    train_and_report(ctx, config, ctx.path("final"))
+    if reuse_training(ctx.path("search"), ctx.path("final")):
+        ctx.log("final: the search's rescoring trained these settings already; reusing it")
+        report_public(ctx, config, ctx.path("final"))
+    else:
+        train_and_report(ctx, config, ctx.path("final"))
 
 
 def run_test(ctx: RunContext) -> None:
@@ -158,16 +168,24 @@ STAGES = (
 STAGE_INPUTS = {stage.name: stage.inputs for stage in STAGES}
 RUNTIME_KEYS = {"device", "num_threads"}
 # A stage whose section changed only by a raised budget continues from its checkpoint instead of
-# starting over (the GAN's lr is constant, so more steps later equal more steps now).
-BUDGET_KEYS = {"gan": ("steps", "time_limit_minutes")}
+# starting over (the GAN's lr is constant, so more steps later equal more steps now; a search
+# asked to rescore more of its best settings keeps its evaluations).
+BUDGET_KEYS = {"gan": ("steps", "time_limit_minutes"), "search": ("rescore_top_k",)}
 
 
 def train_and_report(ctx: RunContext, config: TrainConfig, out: Path) -> None:
     """Train (or resume) a classifier in ``out`` and write its PublicTest report."""
-    from ganpso.classifier import fit, load_classifier
-    from ganpso.classifier.evaluation import evaluate_checkpoint, write_report
+    from ganpso.classifier import fit
 
     fit(config, ctx.dataset, out, resume=(out / "state.pt").exists(), log=ctx.log)
+    report_public(ctx, config, out)
+
+
+def report_public(ctx: RunContext, config: TrainConfig, out: Path) -> None:
+    """The PublicTest report of the classifier trained in ``out``, with the recipe's own views."""
+    from ganpso.classifier import load_classifier
+    from ganpso.classifier.evaluation import evaluate_checkpoint, write_report
+
     device = resolve_device(config.device)
     report = evaluate_checkpoint(
         load_classifier(out / "best.safetensors", device),
@@ -275,11 +293,23 @@ def stage_done(run_dir: Path, name: str) -> bool:
     return (run_dir / name / "stage.json").exists()
 
 
+EARLIER_STAGE_FILE = "stage-earlier.json"  # an extended stage's record of its earlier sessions
+
+
 def mark_done(run_dir: Path, name: str, seconds: float, device: str) -> None:
-    record = {"stage": name, "seconds": round(seconds, 1), "device": device}
+    """Write ``stage.json``; an extended stage's seconds include those of its earlier sessions."""
+    record: dict[str, Any] = {"stage": name, "seconds": round(seconds, 1), "device": device}
     folder = run_dir / name
     folder.mkdir(parents=True, exist_ok=True)
+    earlier_path = folder / EARLIER_STAGE_FILE
+    if earlier_path.exists():
+        earlier = json.loads(earlier_path.read_text())
+        record["seconds"] = round(seconds + earlier["seconds"], 1)
+        record["sessions"] = [*earlier.get("sessions", [earlier["seconds"]]), round(seconds, 1)]
+        if earlier.get("device") != device:
+            record["device"] = f"{earlier.get('device')}, then {device}"
     (folder / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
+    earlier_path.unlink(missing_ok=True)
 
 
 def config_sections(config: RunConfig) -> dict[str, Any]:
@@ -332,7 +362,8 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, log: Log = print) -> RunCo
         stale = [name for name in stale_stages(saved, config) if (run_dir / name).exists()]
         extended = [name for name in stale if budget_raised(name, saved, config)]
         for name in extended:
-            (run_dir / name / "stage.json").unlink(missing_ok=True)
+            if stage_done(run_dir, name):  # else it stopped mid-way and simply resumes
+                (run_dir / name / "stage.json").replace(run_dir / name / EARLIER_STAGE_FILE)
             log(f"{name}: budget raised, continues from its checkpoint")
         stale = [name for name in stale if name not in extended]
         if stale:

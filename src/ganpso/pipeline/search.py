@@ -2,13 +2,15 @@
 
 ``search_pipeline`` writes into ``out``: ``pool.npz`` (the fakes every particle picks from, drawn
 and scored once), the runner's files (``evaluations.jsonl``, ``search-state.json``,
-``history.json``, ``best.yaml``, ``convergence.png``) and returns the best settings applied to
-the base config, a ``TrainConfig`` that ``ganpso train --config`` accepts.
+``history.json``, ``best.yaml``, ``convergence.png``) and, with ``rescore_top_k`` or
+``rescore_base``, the full trainings of the best settings (``rescore/``, ``rescore.json``,
+``ganpso.pipeline.rescore``). It returns the chosen settings applied to the base config, a
+``TrainConfig`` that ``ganpso train --config`` accepts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,10 @@ from ganpso.pipeline.objective import (
     settings_config,
     stratified_fraction,
 )
+from ganpso.pipeline.rescore import RESCORE_DIR, FullTraining, rescore, top_candidates
 from ganpso.search import PSOConfig, SearchSpace
-from ganpso.search.executors import build_executor
-from ganpso.search.runner import run_search
+from ganpso.search.executors import Executor, build_executor
+from ganpso.search.runner import CACHE_FILE, EvaluationCache, run_search
 from ganpso.search.samplers import build_optimizer
 
 RATIO_PREFIXES = ("synthetic.ratio", "synthetic.class_ratios.")
@@ -59,9 +62,19 @@ def ensure_pool(config: SearchConfig, base: TrainConfig, out: Path, log: Callabl
 
 
 def search_pipeline(
-    config: SearchConfig, *, base: TrainConfig, trunk: Path, out: Path, log: Callable = print
+    config: SearchConfig,
+    *,
+    base: TrainConfig,
+    trunk: Path,
+    out: Path,
+    log: Callable = print,
+    trained: Sequence[Path] = (),
 ) -> TrainConfig:
-    """Search ``config.space`` around ``base``; returns ``base`` with the best settings."""
+    """Search ``config.space`` around ``base``; returns ``base`` with the best settings.
+
+    ``trained``: finished full trainings that rescoring may reuse for a candidate of the same
+    recipe (``ganpso run`` passes its real-data classifier, the base recipe without fakes).
+    """
     if not config.space:
         raise ConfigError("search.space is empty: nothing to search")
     if not trunk.exists():
@@ -82,9 +95,35 @@ def search_pipeline(
     )
     with build_executor(config.executor, **executor_options(config)) as executor:
         outcome = run_search(optimizer, space, objective, executor, out, log)
-    if outcome.best_settings is None:
-        raise ConfigError(f"{out}: every evaluation failed; see {out}/evaluations.jsonl")
-    return settings_config(base, outcome.best_settings)
+        if outcome.best_settings is None:
+            raise ConfigError(f"{out}: every evaluation failed; see {out}/evaluations.jsonl")
+        if config.rescore_top_k == 0:
+            return settings_config(base, outcome.best_settings)
+        return rescore_best(config, base, objective, executor, out, log, trained)
+
+
+def rescore_best(
+    config: SearchConfig,
+    base: TrainConfig,
+    objective: PipelineObjective,
+    executor: Executor,
+    out: Path,
+    log: Callable,
+    trained: Sequence[Path],
+) -> TrainConfig:
+    """The search's top settings (and the base recipe) trained in full; the best one's config."""
+    base_proxy = None
+    if config.rescore_base:  # the base recipe's own reduced-fidelity fitness, for the record
+        base_proxy = executor.map(objective, [{}])[0].value
+    rows = EvaluationCache(out / CACHE_FILE).rows.values()
+    candidates = top_candidates(
+        rows, config.rescore_top_k, with_base=config.rescore_base, base_proxy=base_proxy
+    )
+    # a worker process cannot pickle the caller's logger; it prints instead
+    training_log = log if config.executor == "sequential" else print
+    full = FullTraining(base, out / RESCORE_DIR, training_log, trained)
+    winner = rescore(candidates, full, executor, out, log, folder_of=full.folder_of)
+    return full.config(winner)
 
 
 def executor_options(config: SearchConfig) -> dict[str, Any]:

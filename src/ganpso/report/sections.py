@@ -258,8 +258,21 @@ def search_section(run_dir: Path, out_dir: Path) -> Section:
     paragraphs = [f"{len(history)} iterations (device: {device}; {wall})."]
     if meta.get("best_settings"):
         best = ", ".join(f"`{k}` = {_cell_text(v)}" for k, v in meta["best_settings"].items())
-        paragraphs.append(f"Best PublicTest macro-F1 {_cell_text(meta.get('best_value'))}: {best}.")
+        value = _cell_text(meta.get("best_value"))
+        fitness = "Best search fitness (PublicTest macro-F1 at reduced fidelity)"
+        paragraphs.append(f"{fitness} {value}: {best}.")
     section = Section(title, paragraphs, [table])
+    if (folder / "rescore.json").exists():
+        rescored = read_json(folder / "rescore.json")
+        searched = sum(c["settings"] is not None for c in rescored["candidates"])
+        best = "best setting" if searched == 1 else f"{searched} best settings"
+        base = " and the base recipe" if searched < len(rescored["candidates"]) else ""
+        section.paragraphs.append(
+            f"Rescoring: the search's {best}{base}, each trained in full (PublicTest macro-F1 "
+            f"at the kept epoch, second table); the final training is the best of them, "
+            f"`{rescored['chosen']}`."
+        )
+        section.tables.append(rescore_table(rescored))
     if (folder / "convergence.png").exists():
         caption = _caption("Best and mean fitness per iteration", device, wall)
         figure = _copy_figure(folder / "convergence.png", out_dir, "pso-convergence.png", caption)
@@ -267,6 +280,17 @@ def search_section(run_dir: Path, out_dir: Path) -> Section:
     else:
         section.paragraphs.append(f"{NOT_RUN}: `search/convergence.png` is absent.")
     return section
+
+
+def rescore_table(rescored: dict[str, Any]) -> Table:
+    rows = []
+    for candidate in rescored["candidates"]:
+        settings = candidate["settings"] or {}
+        described = ", ".join(f"{k} {_cell_text(v)}" for k, v in settings.items()) or "base recipe"
+        full = _cell_text(candidate["full"]) if candidate["error"] is None else "failed"
+        chosen = "chosen" if candidate["name"] == rescored["chosen"] else ""
+        rows.append([candidate["name"], described, _cell_text(candidate["proxy"]), full, chosen])
+    return Table(["candidate", "settings", "search fitness", "full training", ""], rows)
 
 
 def _cell_text(value: Any) -> str:
