@@ -213,7 +213,7 @@ CELL_FILES = ("metrics-PrivateTest.json", "predictions-PrivateTest.npz", "config
 
 
 def copy_cell_results(folder: Path, out: Path) -> None:
-    for name in (*CELL_FILES, "history.jsonl"):
+    for name in (*CELL_FILES, "history.jsonl", "confusion-PrivateTest.png", "curves.png"):
         if (folder / name).exists():
             shutil.copy2(folder / name, out / name)
 
