@@ -161,7 +161,7 @@ def run_cell(
     twin = twin_cell(out.parent.parent, name, seed, recipe)
     if reused is not None:
         reuse_run_model(reused, dataset, out, log)
-        started -= stage_seconds(reused)  # the cell cost what the run paid for this model
+        started -= training_seconds(reused)  # the cell cost what training this model cost
     elif twin is not None:
         copy_cell_results(twin, out)
         started -= json.loads((twin / "cell.json").read_text())["wall_seconds"]
@@ -227,7 +227,12 @@ def reuse_run_model(folder: Path, dataset: FerDataset, out: Path, log: Log) -> N
     log(f"reused {folder} (trained and tested once by the run)")
 
 
-def stage_seconds(folder: Path) -> float:
+def training_seconds(folder: Path) -> float:
+    """The epochs' seconds in its history (a stage may have reused a training made elsewhere)."""
+    history = folder / "history.jsonl"
+    if history.exists():
+        rows = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+        return sum(float(row.get("seconds", 0.0)) for row in rows)
     path = folder / "stage.json"
     return float(json.loads(path.read_text()).get("seconds", 0.0)) if path.exists() else 0.0
 
