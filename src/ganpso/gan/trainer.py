@@ -29,7 +29,7 @@ from ganpso.data import Split
 from ganpso.device import describe_device, resolve_device
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import CheckpointError, ConfigError, GanpsoError
-from ganpso.files import write_json_atomic
+from ganpso.files import read_jsonl, write_json_atomic
 from ganpso.gan.augment import AdaptiveStrength
 from ganpso.gan.checkpoint import load_gan_weights, save_gan_weights, save_generator
 from ganpso.gan.loss import HingeLoss
@@ -270,8 +270,7 @@ def rewind_history(path: Path, step: int) -> float:
     Rows past the checkpoint were trained again after a crash; keeping them would log those
     steps twice. The time limit counts the whole run, so resumed training gets what is left.
     """
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    kept = [row for row in rows if row["step"] <= step]
+    kept = [row for row in read_jsonl(path) if row["step"] <= step]
     path.write_text("".join(json.dumps(row) + "\n" for row in kept))
     return float(kept[-1]["seconds"]) if kept else 0.0
 

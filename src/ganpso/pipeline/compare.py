@@ -31,6 +31,7 @@ from ganpso.config import RunConfig, TrainConfig, read_yaml, write_yaml
 from ganpso.data import FerDataset, load_dataset
 from ganpso.device import describe_device, resolve_device
 from ganpso.errors import ConfigError
+from ganpso.files import read_jsonl
 from ganpso.metrics.comparison import REPLACED_DIR
 from ganpso.pipeline.run import (
     RUNTIME_KEYS,
@@ -231,8 +232,7 @@ def training_seconds(folder: Path) -> float:
     """The epochs' seconds in its history (a stage may have reused a training made elsewhere)."""
     history = folder / "history.jsonl"
     if history.exists():
-        rows = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
-        return sum(float(row.get("seconds", 0.0)) for row in rows)
+        return sum(float(row.get("seconds", 0.0)) for row in read_jsonl(history))
     path = folder / "stage.json"
     return float(json.loads(path.read_text()).get("seconds", 0.0)) if path.exists() else 0.0
 

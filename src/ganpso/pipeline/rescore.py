@@ -16,7 +16,6 @@ stage reuses the winner's folder instead of training it again. PrivateTest is ne
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -25,7 +24,7 @@ from typing import Any
 
 from ganpso.config import SyntheticConfig, TrainConfig
 from ganpso.errors import ConfigError
-from ganpso.files import write_json_atomic
+from ganpso.files import read_jsonl, write_json_atomic
 from ganpso.metrics import read_json
 from ganpso.pipeline.objective import search_dataset, settings_config
 from ganpso.search.executors import Executor, Outcome
@@ -118,10 +117,6 @@ def same_recipe(folder: Path, config: TrainConfig) -> bool:
     """Whether ``folder`` holds a training of ``config`` (where it ran aside)."""
     saved = TrainConfig.from_yaml(folder / "config.yaml")
     return replace(saved, device=config.device, num_threads=config.num_threads) == config
-
-
-def read_jsonl(path: Path) -> list[dict[str, float]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def kept_macro_f1(history: list[dict[str, float]], selection_metric: str) -> float:
