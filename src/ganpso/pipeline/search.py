@@ -2,10 +2,10 @@
 
 ``search_pipeline`` writes into ``out``: ``pool.npz`` (the fakes every particle picks from, drawn
 and scored once), the runner's files (``evaluations.jsonl``, ``search-state.json``,
-``history.json``, ``best.yaml``, ``convergence.png``) and, with ``rescore_top_k`` or
-``rescore_base``, the full trainings of the best settings (``rescore/``, ``rescore.json``,
-``ganpso.pipeline.rescore``). It returns the chosen settings applied to the base config, a
-``TrainConfig`` that ``ganpso train --config`` accepts.
+``history.json``, ``best.yaml``, ``convergence.png``) and, with ``rescore_top_k`` > 0, the full
+trainings of the best settings and (``rescore_base``) of the base recipe (``rescore/``,
+``rescore.json``, ``ganpso.pipeline.rescore``). It returns the chosen settings applied to the
+base config, a ``TrainConfig`` that ``ganpso train --config`` accepts.
 """
 
 from __future__ import annotations
