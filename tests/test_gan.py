@@ -143,6 +143,18 @@ def test_per_class_strength_rises_only_for_the_memorised_class() -> None:
         AdaptiveStrength().load_state_dict(strength.state_dict())
 
 
+def test_class_clock_all_images_moves_a_rare_class_as_fast_as_a_shared_p() -> None:
+    labels = torch.tensor([0, 0, 0, 0, 0, 1])  # class 1: one image in six
+    scores = torch.ones(6)  # D sure of every real face
+    shared = AdaptiveStrength(interval=1, speed_images=100)
+    own = AdaptiveStrength(interval=1, speed_images=100, classes=2)
+    fast = AdaptiveStrength(interval=1, speed_images=100, classes=2, class_clock="all_images")
+    for strength in (shared, own, fast):
+        strength.update(scores, labels)
+    assert float(own.probs[1]) == pytest.approx(0.01)  # its own single image
+    assert float(fast.probs[1]) == pytest.approx(shared.p) == pytest.approx(0.06)
+
+
 def test_per_image_probability_augments_only_the_chosen_images() -> None:
     images = torch.rand(4, 1, 48, 48) * 2 - 1
     generator = torch.Generator().manual_seed(0)
@@ -337,3 +349,73 @@ def test_cas_over_seeds_reports_mean_spread_and_each_seed() -> None:
     assert summary["accuracy"] == 0.46 and summary["accuracy_per_seed"] == [0.44, 0.46, 0.48]
     assert summary["accuracy_std"] == 0.02 and summary["seeds"] == 3
     assert summary["per_class_recall"]["angry"] == 0.3 and summary["epochs"] == 12
+
+
+def test_equal_real_size_removes_the_small_set_bias_of_fid() -> None:
+    from ganpso.metrics.gan import rare_class_ratios
+
+    rng = np.random.default_rng(0)
+    sizes = [800, 56, 800, 800, 800, 800, 800]  # disgust (label 1) has few real faces
+    real = {k: rng.normal(size=(n, 16)) for k, n in enumerate(sizes)}
+    fake = {k: rng.normal(size=(1000, 16)) for k in range(len(EMOTIONS))}  # all equally good
+    ratios = rare_class_ratios(fake, real)
+    assert ratios["fid_ratio"] > 1.5  # the small real set alone makes disgust look worse
+    assert 0.7 < ratios["fid_ratio_equal_real_size"] < 1.4
+
+
+def test_fid_at_real_size_uses_the_whole_set_when_it_is_small() -> None:
+    from ganpso.metrics.gan import fid_at_real_size, frechet_distance
+
+    rng = np.random.default_rng(1)
+    fake, real = rng.normal(size=(200, 8)), rng.normal(size=(30, 8))
+    assert fid_at_real_size(fake, real, 56, seed=0) == frechet_distance(fake, real)
+    large = rng.normal(size=(300, 8))
+    subsampled = fid_at_real_size(fake, large, 30, seed=0)
+    assert subsampled == fid_at_real_size(fake, large, 30, seed=0)  # seeded subsets
+    assert subsampled > frechet_distance(fake, large)  # 30 real faces: a larger estimate
+
+
+def test_ratios_over_draws_judge_the_mean_and_keep_each_draw() -> None:
+    from ganpso.metrics.gan import ratios_over_draws
+
+    draws = [
+        {"fid_ratio": 2.2, "kid_ratio": 1.9, "fid_ratio_equal_real_size": 1.8},
+        {"fid_ratio": 2.4, "kid_ratio": 2.1, "fid_ratio_equal_real_size": 2.0},
+    ]
+    summary = ratios_over_draws(draws)
+    assert summary["fid_ratio"] == pytest.approx(2.3)
+    assert summary["kid_ratio"] == pytest.approx(2.0)
+    assert summary["std"]["fid_ratio"] == pytest.approx(0.141, abs=1e-3)
+    assert summary["draws"] == 2 and summary["per_draw"][1]["kid_ratio"] == 2.1
+    assert ratios_over_draws(draws[:1])["std"] is None
+
+
+def test_discriminator_loads_from_the_training_checkpoint(tmp_path) -> None:
+    from ganpso.gan import load_discriminator
+
+    trainer = GanTrainer(tiny_config(steps=2), tmp_path, log=lambda _: None)
+    trainer.fit(tiny_dataset(per_class=3)["Training"])
+    loaded = load_discriminator(tmp_path / "gan.safetensors")
+    x, y = torch.rand(4, 1, 48, 48) * 2 - 1, torch.tensor([0, 1, 2, 3])
+    torch.testing.assert_close(loaded(x, y), trainer.D.eval()(x, y))
+    with pytest.raises(CheckpointError, match="generator.safetensors"):
+        load_discriminator(tmp_path / "generator.safetensors")  # G alone has no discriminator
+
+
+def test_discriminator_memorisation_is_the_gap_between_seen_and_unseen_faces() -> None:
+    from ganpso.data import Split
+    from ganpso.metrics.gan import discriminator_memorisation
+
+    class BrightIsReal(torch.nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(1, 2, 3))
+
+    labels = np.repeat(np.arange(len(EMOTIONS)), 4)
+    bright = np.full((len(labels), 48, 48), 200, np.uint8)
+    dark = bright.copy()
+    dark[labels == 1] = 20  # unseen disgust faces look nothing like the memorised ones
+    report = discriminator_memorisation(
+        BrightIsReal(), Split(bright, labels), Split(dark, labels), torch.device("cpu")
+    )
+    assert report["disgust"] == {"r_t_training": 1.0, "r_t_publictest": -1.0, "gap": 2.0}
+    assert report["happy"]["gap"] == 0.0

@@ -242,6 +242,9 @@ class GanConfig(YamlConfig):
     class_sampling: Literal["uniform", "natural"] = "uniform"  # uniform: rare classes as often
     augment_p: float | None = None  # fixed augmentation probability; None: adaptive (ADA)
     ada_per_class: bool = False  # each class its own adaptive p (rare classes overfit first)
+    # per class: p moves by the class's own images ("own_images") or by every image of the
+    # interval ("all_images": a rare class's p as fast as a shared one)
+    ada_class_clock: Literal["own_images", "all_images"] = "own_images"
     ada_target: float = 0.6
     ada_speed_images: int = 100_000  # images for p to move by 1
     seed: int = 0
@@ -309,6 +312,7 @@ class GanMetricsConfig:
     cas_epochs: int = 12
     cas_per_class: int | None = None  # fakes per class for CAS; None: Training's size / 7
     cas_seeds: int = 1  # CAS classifiers trained (seeds 0..n-1), averaged: one run is noisy
+    ratio_draws: int = 5  # draws of fakes over which disgust's FID/KID ratios are averaged
 
 
 @dataclass

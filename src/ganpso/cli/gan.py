@@ -71,6 +71,12 @@ def add_gan_commands(commands: Any) -> None:
     evaluate.add_argument(
         "--cas-seeds", type=int, default=3, help="CAS classifiers to train and average"
     )
+    evaluate.add_argument(
+        "--ratio-draws",
+        type=int,
+        default=5,
+        help="draws of fakes over which disgust's FID/KID ratios are averaged",
+    )
     evaluate.add_argument("--out", type=Path, help="folder for gan-metrics.json (default: run)")
     evaluate.add_argument("--device", default="auto")
 
@@ -133,6 +139,7 @@ def run_gan_evaluate(args: argparse.Namespace, command: str) -> int:
         cas_epochs=args.cas_epochs,
         cas_per_class=args.cas_per_class,
         cas_seeds=args.cas_seeds,
+        ratio_draws=args.ratio_draws,
         device=args.device,
         command=command,
     )

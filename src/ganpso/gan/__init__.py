@@ -1,6 +1,6 @@
 """Class-conditional GAN for 48x48 faces: networks, augmentation, loss, trainer, sampling."""
 
-from ganpso.gan.checkpoint import load_generator
+from ganpso.gan.checkpoint import load_discriminator, load_generator
 from ganpso.gan.networks import Discriminator, Generator
 from ganpso.gan.sample import save_grid, synthesize, write_samples
 from ganpso.gan.trainer import DivergenceError, GanTrainer
@@ -10,6 +10,7 @@ __all__ = [
     "DivergenceError",
     "GanTrainer",
     "Generator",
+    "load_discriminator",
     "load_generator",
     "save_grid",
     "synthesize",

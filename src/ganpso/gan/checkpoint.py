@@ -17,7 +17,7 @@ from ganpso.classifier.checkpoint import METADATA_KEY, atomic_write, read_header
 from ganpso.config import GanConfig
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import CheckpointError
-from ganpso.gan.networks import Generator
+from ganpso.gan.networks import Discriminator, Generator
 
 GAN_FORMAT = "ganpso-gan/1"
 GENERATOR_FORMAT = "ganpso-generator/1"
@@ -77,6 +77,21 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[Gene
     state = {k[2:]: v for k, v in _load(path).items() if k.startswith("G.")}
     _load_into(generator, state, path)
     return generator.to(device).eval(), header
+
+
+def load_discriminator(path: Path, device: str | torch.device = "cpu") -> Discriminator:
+    """The discriminator of a training checkpoint (``gan.safetensors``), in eval mode."""
+    header = read_header(path, GAN_FORMAT)
+    config = header.get("config") or {}
+    try:
+        discriminator = Discriminator(
+            int(config["d_width"]), len(EMOTIONS), bool(config["d_spectral_norm"])
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: GAN header incomplete ({exc})") from None
+    state = {k[2:]: v for k, v in _load(path).items() if k.startswith("D.")}
+    _load_into(discriminator, state, path)
+    return discriminator.to(device).eval()
 
 
 def _load(path: Path) -> dict[str, torch.Tensor]:

@@ -66,6 +66,7 @@ class GanTrainer:
             speed_images=config.ada_speed_images,
             p=config.augment_p or 0.0,
             classes=len(EMOTIONS) if config.ada_per_class else 1,
+            class_clock=config.ada_class_clock,
         )
         self.rngs = {
             name: torch.Generator(device="cpu").manual_seed(config.seed * 1000 + i)

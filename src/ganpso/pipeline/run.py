@@ -96,6 +96,7 @@ def run_gan_metrics(ctx: RunContext) -> None:
         cas_epochs=settings.cas_epochs,
         cas_per_class=settings.cas_per_class,
         cas_seeds=settings.cas_seeds,
+        ratio_draws=settings.ratio_draws,
         device=ctx.config.device,
         command=ctx.command,
         seed=ctx.config.seed,
