@@ -29,6 +29,11 @@ def synthesize(
     return np.concatenate(chunks) if chunks else np.zeros((0, 48, 48), np.uint8)
 
 
+def from_uint8(faces: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(B, H, W)`` -> ``(B, 1, H, W)`` in [-1, 1], G's range (undoes ``to_uint8``)."""
+    return faces.float().div(127.5).sub(1).unsqueeze(1)
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """``(B, 1, H, W)`` in [-1, 1] -> uint8 ``(B, H, W)``."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().squeeze(1).cpu().numpy()

@@ -34,7 +34,7 @@ from ganpso.gan.augment import AdaptiveStrength
 from ganpso.gan.checkpoint import load_gan_weights, save_gan_weights, save_generator
 from ganpso.gan.loss import HingeLoss
 from ganpso.gan.networks import Discriminator, Generator
-from ganpso.gan.sample import save_grid
+from ganpso.gan.sample import from_uint8, save_grid
 
 GRID_COLUMNS = 10
 
@@ -112,7 +112,7 @@ class GanTrainer:
         else:
             index = torch.randint(0, len(self.images), (size,), generator=rng)
             labels = self.labels[index]
-        images = self.images[index].float().div(127.5).sub(1).unsqueeze(1)  # (B, 1, 48, 48)
+        images = from_uint8(self.images[index])  # (B, 1, 48, 48)
         return images.to(self.device), labels.to(self.device)
 
     def latent(self, size: int) -> torch.Tensor:

@@ -38,6 +38,7 @@ from ganpso.data import FerDataset, Split, load_dataset
 from ganpso.device import describe_device, resolve_device
 from ganpso.emotions import EMOTIONS
 from ganpso.gan import load_discriminator, load_generator, synthesize
+from ganpso.gan.sample import from_uint8
 
 NEAR_COPY_PERCENTILE = 1.0
 # FER2013 itself repeats faces across splits (4.5 % of PublicTest are exact copies of Training
@@ -171,9 +172,8 @@ def realness_sign(
     """Mean sign of D's score for ``faces`` of class ``label`` (+1: all called real)."""
     signs = []
     for start in range(0, len(faces), 512):
-        batch = torch.from_numpy(faces[start : start + 512]).to(device)
-        images = batch.float().div(127.5).sub(1).unsqueeze(1)
-        labels = torch.full((len(batch),), label, dtype=torch.long, device=device)
+        images = from_uint8(torch.from_numpy(faces[start : start + 512]).to(device))
+        labels = torch.full((len(images),), label, dtype=torch.long, device=device)
         signs.append(discriminator(images, labels).float().sign().cpu())
     return float(torch.cat(signs).mean())
 
