@@ -25,7 +25,13 @@ from ganpso.gan import (
 )
 from ganpso.gan.augment import AdaptiveStrength, augment, cutout, translate
 from ganpso.gan.checkpoint import save_generator
-from ganpso.metrics.gan import frechet_distance, kernel_inception_distance, nearest_distances
+from ganpso.gan.sample import from_uint8
+from ganpso.metrics.gan import (
+    frechet_distance,
+    kernel_inception_distance,
+    nearest_distances,
+    nearest_training_distances,
+)
 
 
 def tiny_config(**changes) -> GanConfig:
@@ -176,6 +182,18 @@ def test_per_class_ada_trains_and_resumes(tmp_path) -> None:
         GanTrainer(tiny_config(steps=6), tmp_path, log=lambda _: None).fit(split, resume=True)
 
 
+def test_mirror_flips_about_half_of_the_real_faces(tmp_path) -> None:
+    split = tiny_dataset(per_class=3)["Training"]
+    trainer = GanTrainer(tiny_config(mirror=True, batch_size=64), tmp_path, log=lambda _: None)
+    trainer.prepare_data(split)
+    originals = from_uint8(torch.from_numpy(split.images))
+    real, _ = trainer.sample_batch()
+    same = (real[:, None] == originals[None]).flatten(2).all(-1).any(1)
+    flipped = (real[:, None] == originals.flip(-1)[None]).flatten(2).all(-1).any(1)
+    assert bool((same | flipped).all())  # every face is a training face, as is or mirrored
+    assert 16 < int((flipped & ~same).sum()) < 48
+
+
 def test_augmentation_reaches_real_and_fake(tmp_path, monkeypatch) -> None:
     trainer = GanTrainer(tiny_config(augment_p=1.0), tmp_path, log=lambda _: None)
     trainer.prepare_data(tiny_dataset(per_class=3)["Training"])
@@ -218,6 +236,32 @@ def test_resume_continues_from_the_saved_step(tmp_path) -> None:
     second.fit(split, resume=True)
     assert second.step == 4
     pairs = zip(whole.G_ema.state_dict().values(), second.G_ema.state_dict().values(), strict=True)
+    for a, b in pairs:
+        torch.testing.assert_close(a, b)
+
+
+def test_lecam_adds_to_d_loss_and_its_averages_resume(tmp_path) -> None:
+    split = tiny_dataset(per_class=3)["Training"]
+    plain = GanTrainer(tiny_config(), tmp_path / "plain", log=lambda _: None)
+    lecam = GanTrainer(tiny_config(lecam_weight=1.0), tmp_path / "lecam", log=lambda _: None)
+    for trainer in (plain, lecam):
+        trainer.prepare_data(split)
+    real, labels = plain.sample_batch()
+    z = plain.latent(len(labels))
+    base = plain.loss.discriminator_phase(real, labels, z).loss
+    regularised = lecam.loss.discriminator_phase(real, labels, z).loss
+    assert float(regularised) > float(base)  # same weights (seed), anchors at 0: a penalty > 0
+    assert lecam.loss.anchors["real"] != 0 and lecam.loss.anchors["fake"] != 0
+
+    whole = GanTrainer(tiny_config(lecam_weight=1.0), tmp_path / "whole", log=lambda _: None)
+    whole.fit(split)
+    GanTrainer(
+        tiny_config(steps=2, lecam_weight=1.0), tmp_path / "resumed", log=lambda _: None
+    ).fit(split)
+    resumed = GanTrainer(tiny_config(lecam_weight=1.0), tmp_path / "resumed", log=lambda _: None)
+    resumed.fit(split, resume=True)
+    assert resumed.loss.anchors == pytest.approx(whole.loss.anchors)
+    pairs = zip(whole.G_ema.state_dict().values(), resumed.G_ema.state_dict().values(), strict=True)
     for a, b in pairs:
         torch.testing.assert_close(a, b)
 
@@ -313,6 +357,15 @@ def test_nearest_distances_match_brute_force() -> None:
     expected = np.sqrt(((flat_q[:, None] - flat_r[None]) ** 2).sum(-1)).min(1)
     np.testing.assert_allclose(nearest_distances(queries, references), expected, atol=1e-3)
     assert nearest_distances(queries, references)[2] == pytest.approx(0, abs=1e-3)
+
+
+def test_a_mirrored_training_face_is_a_near_copy() -> None:
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    fakes = np.stack([train[3][:, ::-1], rng.integers(0, 256, (48, 48), dtype=np.uint8)])
+    assert nearest_distances(fakes, train)[0] > 1  # missed without the mirrors
+    distances = nearest_training_distances(fakes, train)
+    assert distances[0] < 0.05 and distances[1] > 1  # float32 rounding leaves 0.02, not 0
 
 
 def test_unknown_class_is_refused(tmp_path, capsys) -> None:

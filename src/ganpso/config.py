@@ -230,6 +230,11 @@ class GanConfig(YamlConfig):
     d_width: int = 16  # discriminator widths w, 2w, 4w, 8w
     d_spectral_norm: bool = True
     ac_weight: float = 2.0  # auxiliary class loss (0: projection only, which ignored the class)
+    # LeCam regulariser on D's scores (ganpso.gan.loss); 0: off. Pair it with a fixed augment_p:
+    # it keeps real scores small but positive, so ADA's r_t (their sign) read "memorised" and
+    # drove p to its 0.8 cap within 2,500 steps
+    lecam_weight: float = 0.0
+    lecam_decay: float = 0.99  # of its moving averages of D's scores on reals and fakes
     steps: int = 10_000
     time_limit_minutes: float | None = None  # stop (and save) early when this is reached
     batch_size: int = 64
@@ -240,6 +245,10 @@ class GanConfig(YamlConfig):
     ema_decay: float = 0.999  # generator weights averaged for sampling
     ema_start: int = 500  # steps before the average starts (it copies the weights until then)
     class_sampling: Literal["uniform", "natural"] = "uniform"  # uniform: rare classes as often
+    # real faces flipped left-right half the time (StyleGAN2-ADA's --mirror): disgust's 436
+    # faces become 872. Off here so that configs written before it load as they ran; the
+    # profiles and configs/gan.yaml turn it on
+    mirror: bool = False
     augment_p: float | None = None  # fixed augmentation probability; None: adaptive (ADA)
     ada_per_class: bool = False  # each class its own adaptive p (rare classes overfit first)
     # per class: p moves by the class's own images ("own_images") or by every image of the

@@ -80,6 +80,8 @@ class GanTrainer:
             config.precision,
             self.rngs["augment"],
             config.ac_weight,
+            config.lecam_weight,
+            config.lecam_decay,
         )
         self.step = 0
         self.rollbacks = 0
@@ -113,6 +115,9 @@ class GanTrainer:
             index = torch.randint(0, len(self.images), (size,), generator=rng)
             labels = self.labels[index]
         images = from_uint8(self.images[index])  # (B, 1, 48, 48)
+        if self.config.mirror:
+            flipped = torch.rand(size, generator=rng) < 0.5
+            images[flipped] = images[flipped].flip(-1)
         return images.to(self.device), labels.to(self.device)
 
     def latent(self, size: int) -> torch.Tensor:
@@ -163,6 +168,12 @@ class GanTrainer:
             f"GAN: G {count(self.G) / 1e6:.2f} M, D {count(self.D) / 1e6:.2f} M parameters on "
             f"{describe_device(self.device)}, {self.config.precision}; Training {len(split.labels)}"
         )
+        if self.config.lecam_weight and self.config.augment_p is None:
+            self.log(
+                "note: lecam_weight with adaptive augmentation: LeCam keeps D's real scores small "
+                "but positive, which ADA reads as memorisation (p rose to 0.8 in a test run); "
+                "consider a fixed augment_p"
+            )
         started = window_start = time.perf_counter()
         window: list[dict[str, float]] = []
         limit = self.config.time_limit_minutes
@@ -228,6 +239,7 @@ class GanTrainer:
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
             "augment_p": self.strength.state_dict()["p"],
+            "lecam_anchors": torch.tensor([self.loss.anchors["real"], self.loss.anchors["fake"]]),
             "rngs": {name: rng.get_state() for name, rng in self.rngs.items()},
         }
         atomic_write(self.out / "gan-state.pt", lambda tmp: torch.save(state, tmp))
@@ -244,6 +256,8 @@ class GanTrainer:
             for name, rng in self.rngs.items():
                 rng.set_state(state["rngs"][name])
             self.strength.load_state_dict({"p": state["augment_p"]})
+            anchors = state.get("lecam_anchors", torch.zeros(2)).tolist()  # absent before LeCam
+            self.loss.anchors = {"real": anchors[0], "fake": anchors[1]}
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"{self.out}/gan-state.pt: unreadable ({exc})") from None
         if state["step"] != step:

@@ -7,10 +7,10 @@
   beside the same recipe trained on real Training images, averaged over a few classifier seeds.
   By default the synthetic training set is as large as Training (its size over 7 per class), as
   in Ravuri & Vinyals (2019); the real reference takes up to as many real images per class.
-- Memorisation: each fake's pixel distance to its nearest Training image, against the same
-  distance for PublicTest images (real faces the GAN never saw, FER2013's own duplicates left
-  out). A fake closer than the 1st percentile of those is a near-copy: unseen real faces are that
-  close only 1 % of the time.
+- Memorisation: each fake's pixel distance to its nearest Training image or mirror image of one
+  (the GAN may be trained on mirrored faces), against the same distance for PublicTest images
+  (real faces the GAN never saw, FER2013's own duplicates left out). A fake closer than the 1st
+  percentile of those is a near-copy: unseen real faces are that close only 1 % of the time.
 - Diversity: mean pairwise feature distance of fakes over that of real Training images, per
   class (near 1: as varied as the data; far below: mode collapse).
 - Discriminator memorisation (when the run's ``gan.safetensors`` is at hand): per class, the
@@ -111,6 +111,12 @@ def nearest_distances(queries: np.ndarray, references: np.ndarray) -> np.ndarray
         d2 = (chunk * chunk).sum(1, keepdim=True) - 2 * chunk @ r.T + r_sq
         out.append(d2.min(1).values.clamp_min(0).sqrt())
     return torch.cat(out).numpy()
+
+
+def nearest_training_distances(queries: np.ndarray, train_images: np.ndarray) -> np.ndarray:
+    """Distance to the nearest Training face, as is or flipped left-right: a mirrored copy is
+    still a copy, and a GAN trained with ``mirror`` sees both."""
+    return nearest_distances(queries, np.concatenate([train_images, train_images[:, :, ::-1]]))
 
 
 def mean_pairwise_distance(features: np.ndarray, limit: int = 500, seed: int = 0) -> float:
@@ -402,14 +408,15 @@ def evaluate_generator(
         *stack_classes(cas_reals), public, cas_epochs, device, seed=seed
     )
 
-    real_nn = nearest_distances(public.images, train.images)
+    real_nn = nearest_training_distances(public.images, train.images)
     duplicates = real_nn < DUPLICATE_DISTANCE
     threshold = float(np.percentile(real_nn[~duplicates], NEAR_COPY_PERCENTILE))
-    fake_nn = nearest_distances(fake_images, train.images)
+    fake_nn = nearest_training_distances(fake_images, train.images)
     memorisation = {
         "threshold": round(threshold, 4),
         "threshold_definition": f"{NEAR_COPY_PERCENTILE}th percentile of PublicTest-to-Training "
-        "nearest-neighbour pixel distances (pixels in [0, 1], 48x48), PublicTest images that "
+        "nearest-neighbour pixel distances (pixels in [0, 1], 48x48; Training and its "
+        "left-right mirror images), PublicTest images that "
         f"duplicate a Training image (distance < {DUPLICATE_DISTANCE}) left out",
         "publictest_duplicating_training": round(float(duplicates.mean()), 4),
         "median_nn_distance_fake": round(float(np.median(fake_nn)), 4),
