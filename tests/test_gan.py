@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ from scipy import linalg
 from factories import tiny_dataset
 from ganpso.cli import main
 from ganpso.config import DataConfig, GanConfig
+from ganpso.data import Split
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import CheckpointError
 from ganpso.gan import (
@@ -25,6 +27,7 @@ from ganpso.gan import (
 )
 from ganpso.gan.augment import AdaptiveStrength, augment, cutout, translate
 from ganpso.gan.checkpoint import save_generator
+from ganpso.gan.networks import STANDING_BATCH_SIZE, standing_statistics
 from ganpso.gan.sample import from_uint8
 from ganpso.metrics.gan import (
     frechet_distance,
@@ -194,6 +197,20 @@ def test_mirror_flips_about_half_of_the_real_faces(tmp_path) -> None:
     assert 16 < int((flipped & ~same).sum()) < 48
 
 
+def test_sqrt_class_sampling_draws_classes_by_the_root_of_their_size(tmp_path) -> None:
+    split = tiny_dataset(per_class=16)["Training"]
+    keep = (split.labels != 1) | (np.cumsum(split.labels == 1) <= 4)  # class 1: 4 faces, others 16
+    rare = Split(split.images[keep], split.labels[keep])
+    trainer = GanTrainer(
+        tiny_config(class_sampling="sqrt", batch_size=4000), tmp_path, log=lambda _: None
+    )
+    trainer.prepare_data(rare)
+    _, labels = trainer.sample_batch()
+    share = np.bincount(labels.numpy(), minlength=len(EMOTIONS)) / len(labels)
+    assert share[1] == pytest.approx(2 / (2 + 6 * 4), abs=0.02)  # sqrt(4) against sqrt(16)
+    assert share[0] == pytest.approx(4 / (2 + 6 * 4), abs=0.02)
+
+
 def test_augmentation_reaches_real_and_fake(tmp_path, monkeypatch) -> None:
     trainer = GanTrainer(tiny_config(augment_p=1.0), tmp_path, log=lambda _: None)
     trainer.prepare_data(tiny_dataset(per_class=3)["Training"])
@@ -312,6 +329,63 @@ def test_generator_save_load_same_samples(tmp_path) -> None:
     assert a.dtype == np.uint8 and a.shape == (5, 48, 48)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, synthesize(loaded, 1, 5, seed=4))
+
+
+def test_standing_statistics_are_the_generators_own_batch_statistics() -> None:
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, width=4).eval()
+    first_norm = G.blocks[0].norm1.norm  # normalises the stem's output
+    with torch.no_grad():
+        G.blocks[0].norm1.norm.running_mean.fill_(5.0)  # stale statistics, as an EMA has
+    standing_statistics(G, batches=1, seed=3)
+    rng = torch.Generator().manual_seed(3)  # the function's one batch, drawn again
+    z = torch.randn(STANDING_BATCH_SIZE, 16, generator=rng)
+    y = torch.randint(0, len(EMOTIONS), (STANDING_BATCH_SIZE,), generator=rng)
+    with torch.no_grad():
+        stem = G.stem(torch.cat([z, G.class_embed(y)], 1)).view(len(z), -1, 6, 6)
+    torch.testing.assert_close(first_norm.running_mean, stem.mean((0, 2, 3)))
+    torch.testing.assert_close(first_norm.running_var, stem.var((0, 2, 3), unbiased=True))
+    assert not G.training and first_norm.momentum == pytest.approx(0.1)  # both restored
+
+
+def test_saved_generator_gets_standing_statistics_and_training_keeps_its_own(tmp_path) -> None:
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, width=4).eval()
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    saved = save_generator(tmp_path / "generator.safetensors", G, tiny_config(), 1, 2)
+    for key, value in G.state_dict().items():
+        torch.testing.assert_close(value, before[key])  # the trainer's copy is untouched
+    loaded, header = load_generator(tmp_path)
+    assert header["standing_stats_batches"] == 2
+    means = "blocks.0.norm1.norm.running_mean"
+    assert not torch.allclose(loaded.state_dict()[means], before[means])
+    np.testing.assert_array_equal(synthesize(saved, 2, 4, 0), synthesize(loaded, 2, 4, 0))
+
+
+def test_training_ends_with_standing_statistics_in_the_saved_generator(tmp_path) -> None:
+    trainer = GanTrainer(tiny_config(steps=2, standing_stats_batches=1), tmp_path, log=print)
+    trainer.fit(tiny_dataset(per_class=3)["Training"])
+    loaded, header = load_generator(tmp_path)
+    assert header["standing_stats_batches"] == 1
+    expected = copy.deepcopy(trainer.G_ema)
+    standing_statistics(expected, 1, seed=trainer.config.seed)
+    np.testing.assert_array_equal(synthesize(expected, 3, 4, 0), synthesize(loaded, 3, 4, 0))
+
+
+def test_cli_standing_stats_rewrites_a_saved_generator(tmp_path, capsys) -> None:
+    torch.manual_seed(0)
+    G = Generator(16, 4).eval()
+    save_generator(tmp_path / "generator.safetensors", G, tiny_config(), 1)
+    out = tmp_path / "restat.safetensors"
+    assert main(["gan", "standing-stats", str(tmp_path), "--batches", "2", "--out", str(out)]) == 0
+    loaded, header = load_generator(out)
+    assert header["standing_stats_batches"] == 2 and header["step"] == 1
+    standing_statistics(G, 2, seed=0)
+    np.testing.assert_array_equal(synthesize(G, 1, 4, 0), synthesize(loaded, 1, 4, 0))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["gan", "standing-stats", str(bad)]) == 2
+    assert "bad.safetensors: not a ganpso safetensors checkpoint" in capsys.readouterr().err
 
 
 def test_cli_sample_and_bad_checkpoint(tmp_path, capsys) -> None:

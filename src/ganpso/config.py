@@ -244,7 +244,12 @@ class GanConfig(YamlConfig):
     beta2: float = 0.99
     ema_decay: float = 0.999  # generator weights averaged for sampling
     ema_start: int = 500  # steps before the average starts (it copies the weights until then)
-    class_sampling: Literal["uniform", "natural"] = "uniform"  # uniform: rare classes as often
+    # batches of 256 fakes that recompute the averaged generator's batch-norm statistics when
+    # training ends (0: keep the raw generator's); see gan.networks.standing_statistics
+    standing_stats_batches: int = 0
+    # uniform: rare classes as often as common ones; natural: as often as in the data; sqrt:
+    # in proportion to the square root of the class's size, in between
+    class_sampling: Literal["uniform", "natural", "sqrt"] = "uniform"
     # real faces flipped left-right half the time (StyleGAN2-ADA's --mirror): disgust's 436
     # faces become 872. Off here so that configs written before it load as they ran; the
     # profiles and configs/gan.yaml turn it on

@@ -1,4 +1,4 @@
-"""``ganpso gan train | sample | evaluate``."""
+"""``ganpso gan train | sample | standing-stats | evaluate``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,18 @@ def add_gan_commands(commands: Any) -> None:
     sample.add_argument("--out", type=Path, required=True)
     sample.add_argument("--device", default="cpu")
 
+    standing = gan_commands.add_parser(
+        "standing-stats",
+        help="recompute a saved generator's batch-norm statistics with its own weights",
+        description="Rewrite generator.safetensors (or --out) with batch-norm statistics "
+        "recomputed from --batches batches of 256 of its own fakes, as training does when "
+        "standing_stats_batches is set: for generators saved before that option.",
+    )
+    standing.add_argument("generator", type=Path, help="GAN run folder or generator.safetensors")
+    standing.add_argument("--batches", type=int, default=20)
+    standing.add_argument("--seed", type=int, default=0)
+    standing.add_argument("--out", type=Path, help="where to write (default: in place)")
+
     evaluate = gan_commands.add_parser(
         "evaluate",
         help="FID/KID on classifier features, CAS, memorisation and diversity",
@@ -82,7 +94,12 @@ def add_gan_commands(commands: Any) -> None:
 
 
 def run_gan(args: argparse.Namespace, command: str) -> int:
-    handlers = {"train": run_gan_train, "sample": run_gan_sample, "evaluate": run_gan_evaluate}
+    handlers = {
+        "train": run_gan_train,
+        "sample": run_gan_sample,
+        "standing-stats": run_gan_standing_stats,
+        "evaluate": run_gan_evaluate,
+    }
     return handlers[args.gan_command](args, command)
 
 
@@ -122,6 +139,22 @@ def run_gan_sample(args: argparse.Namespace, command: str) -> int:
     faces = synthesize(generator, label, args.n, args.seed)
     target = write_samples(faces, args.out, label, args.seed, args.format)
     print(f"wrote {args.n} {args.emotion} faces (seed {args.seed}) to {target}")
+    return 0
+
+
+def run_gan_standing_stats(args: argparse.Namespace, command: str) -> int:
+    from ganpso.gan import load_generator
+    from ganpso.gan.checkpoint import write_generator
+    from ganpso.gan.networks import standing_statistics
+
+    if args.batches < 1:
+        raise ConfigError(f"--batches {args.batches}: must be at least 1")
+    source = args.generator / "generator.safetensors" if args.generator.is_dir() else args.generator
+    generator, header = load_generator(source)
+    standing_statistics(generator, args.batches, seed=args.seed)
+    target = args.out or source
+    write_generator(target, generator, {**header, "standing_stats_batches": args.batches})
+    print(f"wrote {target}: batch-norm statistics from {args.batches} batches of its own fakes")
     return 0
 
 

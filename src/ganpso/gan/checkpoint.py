@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -17,7 +18,7 @@ from ganpso.classifier.checkpoint import METADATA_KEY, atomic_write, read_header
 from ganpso.config import GanConfig
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import CheckpointError
-from ganpso.gan.networks import Discriminator, Generator
+from ganpso.gan.networks import Discriminator, Generator, standing_statistics
 
 GAN_FORMAT = "ganpso-gan/1"
 GENERATOR_FORMAT = "ganpso-generator/1"
@@ -47,7 +48,15 @@ def load_gan_weights(path: Path, G: nn.Module, G_ema: nn.Module, D: nn.Module) -
     return int(header["step"])
 
 
-def save_generator(path: Path, G_ema: nn.Module, config: GanConfig, step: int) -> None:
+def save_generator(
+    path: Path, G_ema: Generator, config: GanConfig, step: int, standing_batches: int = 0
+) -> Generator:
+    """Save the averaged generator alone, for sampling, and return what was saved: with
+    standing batch-norm statistics from ``standing_batches`` batches (computed on a copy, so
+    that training goes on unchanged)."""
+    if standing_batches:
+        G_ema = copy.deepcopy(G_ema)
+        standing_statistics(G_ema, standing_batches, seed=config.seed)
     header = {
         "format": GENERATOR_FORMAT,
         "version": ganpso.__version__,
@@ -55,9 +64,15 @@ def save_generator(path: Path, G_ema: nn.Module, config: GanConfig, step: int) -
         "width": config.g_width,
         "classes": list(EMOTIONS),
         "step": step,
+        "standing_stats_batches": standing_batches,
         "config": asdict(config),
     }
-    tensors = _tensors("G", G_ema)
+    write_generator(path, G_ema, header)
+    return G_ema
+
+
+def write_generator(path: Path, generator: Generator, header: dict[str, Any]) -> None:
+    tensors = _tensors("G", generator)
     atomic_write(
         path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(header)})
     )

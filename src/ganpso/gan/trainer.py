@@ -99,11 +99,16 @@ class GanTrainer:
             empty = [EMOTIONS[k] for k, idx in enumerate(self.by_class) if len(idx) == 0]
             raise ConfigError(f"GAN training data has no images of {empty}")
         self.labels = labels
+        sizes = torch.tensor([len(indices) for indices in self.by_class], dtype=torch.float64)
+        self.class_weights = sizes.sqrt() / sizes.sqrt().sum()  # for class_sampling: sqrt
 
     def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         size, rng = self.config.batch_size, self.rngs["data"]
-        if self.config.class_sampling == "uniform":
-            labels = torch.randint(0, len(EMOTIONS), (size,), generator=rng)
+        if self.config.class_sampling in ("uniform", "sqrt"):
+            if self.config.class_sampling == "uniform":
+                labels = torch.randint(0, len(EMOTIONS), (size,), generator=rng)
+            else:
+                labels = torch.multinomial(self.class_weights, size, True, generator=rng)
             picks = torch.rand(size, generator=rng)
             index = torch.stack(
                 [
@@ -195,8 +200,8 @@ class GanTrainer:
             if limit and self.seconds_before + time.perf_counter() - started > 60 * limit:
                 self.log(f"time limit of {limit} min reached at step {self.step}")
                 break
-        self.save_checkpoint()
-        save_grid(self.G_ema, self.grid_z, self.out / "samples.png")
+        self.save_checkpoint(final=True)
+        save_grid(self.exported, self.grid_z, self.out / "samples.png")  # the saved generator
         seconds = self.seconds_before + time.perf_counter() - started
         record = {"device": describe_device(self.device), "wall_seconds": round(seconds, 1)}
         write_json_atomic(record | {"steps": self.step}, self.out / "run.json")  # all sessions
@@ -230,7 +235,9 @@ class GanTrainer:
         return {"gan/augment_p_per_class": [round(p, 4) for p in self.strength.probs.tolist()]}
 
     # -- checkpoints ------------------------------------------------------------------------
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, final: bool = False) -> None:
+        """Weights, optimiser and RNG states; the generator for sampling gets its standing
+        statistics only at the end (about 6 s on this CPU, too dear every checkpoint)."""
         header = {"step": self.step, "config": self.config.to_dict()}
         save_gan_weights(self.out / "gan.safetensors", self.G, self.G_ema, self.D, header)
         state = {
@@ -243,7 +250,10 @@ class GanTrainer:
             "rngs": {name: rng.get_state() for name, rng in self.rngs.items()},
         }
         atomic_write(self.out / "gan-state.pt", lambda tmp: torch.save(state, tmp))
-        save_generator(self.out / "generator.safetensors", self.G_ema, self.config, self.step)
+        standing = self.config.standing_stats_batches if final else 0
+        self.exported = save_generator(
+            self.out / "generator.safetensors", self.G_ema, self.config, self.step, standing
+        )
 
     def load_checkpoint(self) -> None:
         if not (self.out / "gan-state.pt").exists():

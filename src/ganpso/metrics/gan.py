@@ -240,6 +240,16 @@ def rare_class_ratios(
     }
 
 
+def real_faces_reference(
+    train_f: dict[int, np.ndarray], real_f: dict[int, np.ndarray], seed: int = 0
+) -> dict[str, Any]:
+    """``rare_class_ratios`` with real Training faces in place of fakes, as many per class as
+    the rarest class has: what a generator that reproduced the data exactly would score."""
+    size = min(len(v) for v in train_f.values())
+    ratios = rare_class_ratios({k: v[:size] for k, v in train_f.items()}, real_f, seed)
+    return {**{n: round(float(v), 3) for n, v in ratios.items()}, "training_faces_per_class": size}
+
+
 def ratios_over_draws(draws: list[dict[str, float]]) -> dict[str, Any]:
     """Means (judged), spreads and each draw's value of ``rare_class_ratios``."""
     names = list(draws[0])
@@ -390,6 +400,7 @@ def evaluate_generator(
         }
         draws.append(rare_class_ratios(features(more), real_f, seed))
     ratios = ratios_over_draws(draws)
+    ratios["real_faces_reference"] = real_faces_reference(floor_f, real_f, seed)
 
     fake_images, fake_labels = stack_classes(fakes)
     cas_count = cas_per_class or len(train.labels) // len(EMOTIONS)
@@ -498,7 +509,9 @@ def build_report(
             f"{ratios['draws']} draws of fakes (the first is the per-class table's); "
             "fid_ratio_equal_real_size: every class against random real subsets of disgust's "
             f"size ({EQUAL_SIZE_REPEATS} per class, FID averaged); fid_excess_over_floor_ratio: "
-            "FID minus the class's real-vs-real floor, first draw",
+            "FID minus the class's real-vs-real floor, first draw; real_faces_reference: the "
+            "same ratios with real Training faces (as many per class as disgust has) in place "
+            "of fakes",
         },
         "targets_met": targets,
         "summary": summary,
