@@ -363,7 +363,9 @@ def test_saved_generator_gets_standing_statistics_and_training_keeps_its_own(tmp
 
 
 def test_training_ends_with_standing_statistics_in_the_saved_generator(tmp_path) -> None:
-    trainer = GanTrainer(tiny_config(steps=2, standing_stats_batches=1), tmp_path, log=print)
+    trainer = GanTrainer(
+        tiny_config(steps=2, standing_stats_batches=1), tmp_path, log=lambda _: None
+    )
     trainer.fit(tiny_dataset(per_class=3)["Training"])
     loaded, header = load_generator(tmp_path)
     assert header["standing_stats_batches"] == 1

@@ -102,7 +102,8 @@ def standing_statistics(generator: Generator, batches: int, seed: int = 0) -> No
     The averaged generator (EMA) takes its running statistics from the raw generator's last
     batches, whose weights differ; ``batches`` batches of its own fakes (classes uniform,
     fixed seed, every batch weighted equally) give it statistics that match, as BigGAN's
-    "standing statistics" do. Measured on the committed GAN: every class's FID fell by 0-14 %.
+    "standing statistics" do. Measured on the committed GAN: five classes' FID fell (by up to
+    14 %), happy's rose by 4 %, CAS rose from 47.1 to 48.1 %.
     """
     norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
     momenta = [m.momentum for m in norms]

@@ -104,11 +104,11 @@ class GanTrainer:
 
     def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         size, rng = self.config.batch_size, self.rngs["data"]
-        if self.config.class_sampling in ("uniform", "sqrt"):
-            if self.config.class_sampling == "uniform":
-                labels = torch.randint(0, len(EMOTIONS), (size,), generator=rng)
-            else:
-                labels = torch.multinomial(self.class_weights, size, True, generator=rng)
+        if self.config.class_sampling == "natural":
+            index = torch.randint(0, len(self.images), (size,), generator=rng)
+            labels = self.labels[index]
+        else:
+            labels = self.draw_classes(size, rng)
             picks = torch.rand(size, generator=rng)
             index = torch.stack(
                 [
@@ -116,14 +116,16 @@ class GanTrainer:
                     for k, u in zip(labels.tolist(), picks.tolist(), strict=True)
                 ]
             )
-        else:
-            index = torch.randint(0, len(self.images), (size,), generator=rng)
-            labels = self.labels[index]
         images = from_uint8(self.images[index])  # (B, 1, 48, 48)
         if self.config.mirror:
             flipped = torch.rand(size, generator=rng) < 0.5
             images[flipped] = images[flipped].flip(-1)
         return images.to(self.device), labels.to(self.device)
+
+    def draw_classes(self, size: int, rng: torch.Generator) -> torch.Tensor:
+        if self.config.class_sampling == "uniform":
+            return torch.randint(0, len(EMOTIONS), (size,), generator=rng)
+        return torch.multinomial(self.class_weights, size, True, generator=rng)  # sqrt
 
     def latent(self, size: int) -> torch.Tensor:
         return torch.randn(size, self.config.z_dim, generator=self.rngs["latent"]).to(self.device)
