@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from ganpso.config import DataConfig
 from ganpso.data import load_dataset
+from ganpso.data.config import DataConfig
 from ganpso.device import cpu_model
 
 

@@ -26,8 +26,8 @@ from PIL import Image
 from skimage import data as skdata
 
 from ganpso.classifier.checkpoint import load_classifier
-from ganpso.config import DataConfig
 from ganpso.data import load_dataset
+from ganpso.data.config import DataConfig
 from ganpso.device import autocast, describe_device
 from ganpso.errors import GanpsoError
 from ganpso.inference import EmotionPredictor, crop_face, default_model_path, detect_faces

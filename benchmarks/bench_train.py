@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from ganpso.classifier.augment import augment_batch
+from ganpso.classifier.config import TrainConfig
 from ganpso.classifier.models import build_model, count_parameters
-from ganpso.config import TrainConfig
 from ganpso.device import autocast, describe_device, resolve_device
 
 MODES = {  # name: (precision, channels_last)

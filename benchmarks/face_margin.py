@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ganpso.config import DataConfig
 from ganpso.data import load_dataset
+from ganpso.data.config import DataConfig
 from ganpso.inference import EmotionPredictor, crop_face, detect_faces
 from ganpso.inference.predictor import DEFAULT_FACE_MARGIN
 

@@ -3,14 +3,14 @@
 For each trained model folder (a full ``ganpso train``-style run with ``config.yaml`` and
 ``history.jsonl``), read the values of the search-space keys (and the re-balancing keys, so that
 the class-weighted and oversampled baselines count too) from its config, score them with the
-run's reduced-fidelity objective (same trunk, pool and fidelity as the search, or the fidelity
-given with ``--fidelity KEY=VALUE``), and put that beside the full run's PublicTest macro-F1 at the
+run's reduced-fidelity objective (same pool and fidelity as the search, or the fidelity given
+with ``--fidelity KEY=VALUE``), and put that beside the full run's PublicTest macro-F1 at the
 epoch it kept (one view, as the search scores; a compare method folder such as
 ``results/compare/cnn`` stands for all its seeds, its full value their mean). PublicTest only.
 
     python benchmarks/fidelity_agreement.py --run runs/default \
         --models runs/default/classifier runs/default/final results/compare/gan_fixed/seed0 \
-        --fidelity mode=scratch --fidelity epochs=4 --out results/run-default/fidelity.json
+        --fidelity epochs=4 --out results/run-default/fidelity.json
 """
 
 from __future__ import annotations
@@ -24,17 +24,14 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ganpso.config import (
-    FidelityConfig,
-    RunConfig,
-    TrainConfig,
-    apply_overrides,
-    build_config,
-    read_yaml,
-)
+from ganpso.classifier.config import TrainConfig
+from ganpso.config import apply_overrides, build_config
 from ganpso.device import describe_device, resolve_device
+from ganpso.pipeline.config import FidelityConfig
+from ganpso.pipeline.folders import read_history, read_run_config
 from ganpso.pipeline.objective import PipelineObjective
-from ganpso.pipeline.run import RunContext, final_base
+from ganpso.pipeline.rescore import kept_macro_f1
+from ganpso.pipeline.run import gan_recipe
 
 
 def dotted(raw: dict[str, Any], key: str) -> Any:
@@ -70,13 +67,6 @@ def trained_folders(model: Path) -> list[Path]:
     return seeds
 
 
-def kept_epoch_macro_f1(folder: Path, selection_metric: str) -> float:
-    """PublicTest macro-F1 (one view, as the search scores) of the epoch the full run kept."""
-    rows = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
-    kept = max(rows, key=lambda row: row[f"val/{selection_metric}"])
-    return float(kept["val/macro_f1"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True)
@@ -85,16 +75,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    run = RunConfig.from_dict(read_yaml(args.run / "config.yaml"))
-    base = final_base(RunContext(run, args.run, "", print))
+    run = read_run_config(args.run)
+    base = gan_recipe(run, args.run)
     fidelity_raw = apply_overrides(run.search.fidelity.__dict__, args.fidelity)
     fidelity = build_config(FidelityConfig, fidelity_raw, "--fidelity")
-    objective = PipelineObjective(
-        base,
-        args.run / "classifier" / "best.safetensors",
-        args.run / "search" / "pool.npz",
-        fidelity,
-    )
+    objective = PipelineObjective(base, args.run / "search" / "pool.npz", fidelity)
     keys = list(run.search.space) + REBALANCING_KEYS
     rows = []
     started = time.perf_counter()
@@ -105,7 +90,7 @@ def main() -> None:
         started_model = time.perf_counter()
         reduced = objective(settings)
         seconds = round(time.perf_counter() - started_model, 1)
-        fulls = [kept_epoch_macro_f1(seed, config["selection_metric"]) for seed in seeds]
+        fulls = [kept_macro_f1(read_history(seed), config["selection_metric"]) for seed in seeds]
         full = float(np.mean(fulls))
         rows.append(
             {

@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ganpso.config import GanConfig, apply_overrides, read_yaml
+from ganpso.config import apply_overrides, read_yaml
 from ganpso.data import load_dataset
 from ganpso.device import describe_device, resolve_device
 from ganpso.gan import GanTrainer
+from ganpso.gan.config import GanConfig
+from ganpso.gan.evaluation import evaluate_generator
 from ganpso.inference.predictor import default_model_path
-from ganpso.metrics.gan import evaluate_generator
 
 
 def variant_config(base: dict[str, Any], spec: str, steps: int) -> GanConfig:

@@ -1,6 +1,6 @@
 """PSO vs random search vs Optuna's TPE on the real pipeline objective, at an equal budget.
 
-Every optimizer searches the run's search space with the run's fidelity, trunk and pool of fakes
+Every optimizer searches the run's search space with the run's fidelity and pool of fakes
 (copied, so every optimizer picks from the same faces), for ``--iterations x --batch-size``
 evaluations per seed. Writes per-optimizer search folders and ``comparison.json`` (best fitness
 reached after each evaluation, per optimizer and seed, and the median over seeds) into --out.
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ganpso.config import RunConfig, read_yaml
 from ganpso.device import describe_device, resolve_device
-from ganpso.pipeline.run import RunContext, final_base
+from ganpso.pipeline.folders import read_run_config
+from ganpso.pipeline.run import gan_recipe
 from ganpso.pipeline.search import search_pipeline
 
 OPTIMIZERS = ("pso", "random", "tpe")
@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    run = RunConfig.from_dict(read_yaml(args.run / "config.yaml"))
-    base = final_base(RunContext(run, args.run, "", print))
+    run = read_run_config(args.run)
+    base = gan_recipe(run, args.run)
     curves: dict[str, dict[int, list[float]]] = {}
     started = time.perf_counter()
     for name in args.optimizers:
@@ -63,9 +63,7 @@ def main() -> None:
                 seed=seed,
             )
             print(f"== {name}, seed {seed}")
-            search_pipeline(
-                config, base=base, trunk=args.run / "classifier" / "best.safetensors", out=out
-            )
+            search_pipeline(config, base=base, out=out)
             (out / "pool.npz").unlink()  # a copy of the run's pool; not worth keeping
             curves.setdefault(name, {})[seed] = best_so_far(out / "evaluations.jsonl")
     summary = {

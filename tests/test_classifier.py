@@ -15,8 +15,8 @@ from ganpso.classifier import (
     save_classifier,
 )
 from ganpso.classifier.augment import augment_batch, eval_views, normalize, random_crop
+from ganpso.classifier.config import AugmentConfig, ModelConfig, TrainConfig
 from ganpso.classifier.training import class_weights, epoch_order, load_state
-from ganpso.config import AugmentConfig, ModelConfig, TrainConfig
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import CheckpointError, ConfigError
 

@@ -3,22 +3,16 @@ import pytest
 
 from ganpso.emotions import EMOTIONS
 from ganpso.metrics import bootstrap_ci, build_metrics_report, classification_metrics, write_json
-from ganpso.metrics.comparison import (
-    METRICS,
-    METRICS_FILE,
-    PREDICTIONS_FILE,
-    RUN_FILE,
+from ganpso.metrics.statistics import METRICS, pooled_ci
+from ganpso.pipeline.folders import (
+    PRIVATE_METRICS_FILE,
     Cell,
     load_cells,
-    markdown_table,
-    metric_value,
-    paired_test,
-    per_class_means,
-    per_class_table,
-    pooled_ci,
-    summarise,
+    write_cell_record,
     write_predictions,
 )
+from ganpso.report.summary import metric_value, paired_test, per_class_means, summarise
+from ganpso.report.tables import markdown_table, per_class_table
 
 N_IMAGES = 300
 SKILL = {"weak": 0.3, "middle": 0.5, "strong": 0.8}  # chance of predicting the true label
@@ -70,7 +64,8 @@ def test_one_seed_pooled_interval_equals_bootstrap_ci(cells) -> None:
     cell = cells[0]
     expected = bootstrap_ci(cell.y_true, cell.y_pred, len(EMOTIONS), n_boot=200, seed=3)
     for name in ("accuracy", "macro_f1"):
-        assert pooled_ci([cell], name, n_boot=200, seed=3) == pytest.approx(expected[name])
+        interval = pooled_ci(cell.y_true, [cell.y_pred], name, n_boot=200, seed=3)
+        assert interval == pytest.approx(expected[name])
 
 
 def test_paired_test_identical_methods_gives_p_one(cells) -> None:
@@ -138,10 +133,10 @@ def test_per_class_means_and_table(cells) -> None:
 def test_load_cells_reads_the_compare_layout(tmp_path, cells) -> None:
     for cell in cells[:4]:
         folder = tmp_path / cell.method / f"seed{cell.seed}"
-        write_json(cell.metrics, folder / METRICS_FILE)
-        write_predictions(folder / PREDICTIONS_FILE, cell.y_true, cell.y_pred)
-        write_json(cell.run, folder / RUN_FILE)
-    write_json(cells[0].metrics, tmp_path / "external" / METRICS_FILE)
+        write_json(cell.metrics, folder / PRIVATE_METRICS_FILE)
+        write_predictions(folder, cell.y_true, cell.y_pred)
+        write_cell_record(folder, cell.run)
+    write_json(cells[0].metrics, tmp_path / "external" / PRIVATE_METRICS_FILE)
     loaded = load_cells(tmp_path)
     assert [(c.method, c.seed) for c in loaded] == [
         ("external", None),

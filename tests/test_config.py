@@ -2,16 +2,100 @@ from pathlib import Path
 
 import pytest
 
-from ganpso.config import TrainConfig, apply_overrides, read_yaml, write_yaml
+from ganpso.classifier.config import TrainConfig
+from ganpso.config import apply_overrides, read_yaml, write_yaml
 from ganpso.errors import ConfigError
+from ganpso.gan.config import GanConfig
+from ganpso.pipeline.config import RunConfig, SearchConfig
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+ROOT = Path(__file__).parents[1]
+CONFIGS = ROOT / "configs"
+PROFILES = ROOT / "src" / "ganpso" / "profiles"
+# every YAML the project ships, with the config it is for
+SHIPPED = {
+    CONFIGS / "default.yaml": TrainConfig,
+    CONFIGS / "smoke.yaml": TrainConfig,
+    CONFIGS / "search.yaml": SearchConfig,
+    CONFIGS / "gan.yaml": GanConfig,
+    CONFIGS / "gan-gpu.yaml": GanConfig,
+    PROFILES / "default.yaml": RunConfig,
+    PROFILES / "gpu.yaml": RunConfig,
+    PROFILES / "smoke.yaml": RunConfig,
+}
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "smoke.yaml"])
-def test_shipped_configs_load(name: str) -> None:
-    config = TrainConfig.from_yaml(CONFIGS / name)
-    assert config.epochs >= 1 and config.model.name == "vgg_small"
+def test_every_shipped_yaml_is_listed() -> None:
+    assert set(CONFIGS.glob("*.yaml")) | set(PROFILES.glob("*.yaml")) == set(SHIPPED)
+
+
+@pytest.mark.parametrize("path", sorted(SHIPPED), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_yaml_loads(path: Path) -> None:
+    config = SHIPPED[path].from_yaml(path)
+    assert SHIPPED[path].from_dict(config.to_dict()) == config  # what a run writes reads back
+
+
+def test_presets_are_diffs_of_the_default_profile() -> None:
+    default = RunConfig.from_yaml(PROFILES / "default.yaml")
+    smoke = RunConfig.from_yaml(PROFILES / "smoke.yaml")
+    assert read_yaml(PROFILES / "smoke.yaml")["search"]["space"]["lr"]["type"] == "float"
+    assert smoke.classifier.model.width == 8 and smoke.classifier.lr == default.classifier.lr
+    assert set(smoke.search.space) == set(default.search.space)
+    recipe = TrainConfig.from_yaml(CONFIGS / "default.yaml")
+    assert recipe == default.classifier  # the repository's recipe is the profile's classifier
+    assert SearchConfig.from_yaml(CONFIGS / "search.yaml").space == default.search.space
+
+
+def test_base_merges_sections_and_follows_sections(tmp_path) -> None:
+    (tmp_path / "parent.yaml").write_text(
+        "epochs: 5\nmodel: {width: 16, dropout: 0.2}\nrun: {inner: {epochs: 7}}\n"
+    )
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\nmodel: {width: 8}\n")
+    assert read_yaml(tmp_path / "child.yaml") == {
+        "epochs": 5,
+        "model": {"width": 8, "dropout": 0.2},
+        "run": {"inner": {"epochs": 7}},
+    }
+    (tmp_path / "section.yaml").write_text("base: parent.yaml#run.inner\nlr: 0.2\n")
+    assert read_yaml(tmp_path / "section.yaml") == {"epochs": 7, "lr": 0.2}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("base: loop.yaml\n", "leads back to itself"),
+        ("base: missing.yaml\n", "missing.yaml: config file not found"),
+        ("base: loop.yaml#nowhere\n", "leads back to itself"),
+        ("base: [1]\n", "base must be a file name"),
+    ],
+)
+def test_bad_bases_name_the_file(tmp_path, text: str, message: str) -> None:
+    (tmp_path / "loop.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        read_yaml(tmp_path / "loop.yaml")
+
+
+def test_base_section_must_exist(tmp_path) -> None:
+    (tmp_path / "parent.yaml").write_text("epochs: 5\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml#classifier\n")
+    with pytest.raises(ConfigError, match="has no section classifier"):
+        read_yaml(tmp_path / "child.yaml")
+
+
+def test_run_config_refuses_a_stage_that_contradicts_the_run() -> None:
+    with pytest.raises(ConfigError, match=r"classifier.seed: 5 differs from the run's seed 0"):
+        RunConfig.from_dict({"classifier": {"seed": 5}})
+    with pytest.raises(ConfigError, match=r"gan.data: .* differs from the run's data"):
+        RunConfig.from_dict({"data": {"source": "a.zip"}, "gan": {"data": {"source": "b.zip"}}})
+    saved = RunConfig.from_dict({"seed": 3, "device": "cpu"}).to_dict()
+    assert RunConfig.from_dict(saved).classifier.seed == 3  # a saved run repeats them: fine
+
+
+def test_search_pso_is_typed() -> None:
+    assert SearchConfig.from_dict({"pso": {"topology": "ring"}}).pso.topology == "ring"
+    with pytest.raises(ConfigError, match=r"pso: unknown key\(s\) \['inertia'\]"):
+        SearchConfig.from_dict({"pso": {"inertia": 0.5}})
+    with pytest.raises(ConfigError, match="search.pso.swarm_size: set search.batch_size"):
+        SearchConfig.from_dict({"pso": {"swarm_size": 4}})
 
 
 def test_yaml_round_trip(tmp_path) -> None:

@@ -9,11 +9,12 @@ import pytest
 from PIL import Image
 
 from factories import class_images, write_kaggle_zip
-from ganpso.config import DataConfig
+from ganpso.config import build_config
 from ganpso.data import cache as cache_module
 from ganpso.data import decode_image, load_dataset
+from ganpso.data.config import DataConfig
 from ganpso.emotions import EMOTIONS, SPLITS
-from ganpso.errors import DataError
+from ganpso.errors import ConfigError, DataError
 
 
 def load(source: Path, **options) -> object:
@@ -115,8 +116,21 @@ def test_class_folders_map_names_convert_images_and_split(tmp_path) -> None:
 
 def test_unknown_class_folder_can_be_refused(tmp_path) -> None:
     root = make_class_folders(tmp_path / "ck")
-    with pytest.raises(DataError, match=r"\['contempt'\] are not among the seven emotions"):
+    with pytest.raises(DataError, match=r"\['contempt'\] are not among the model's classes"):
         load(root, unknown_classes="error")
+
+
+def test_class_map_and_ignore_name_foreign_folders(tmp_path) -> None:
+    root = make_class_folders(tmp_path / "ck")
+    mapped = load(root, unknown_classes="error", class_map={"Contempt": "disgust"})
+    with pytest.warns(UserWarning, match="contempt"):
+        plain = load(root)
+    assert mapped.whole().class_counts()[1] > plain.whole().class_counts()[1]  # contempt added
+    ignored = load(root, unknown_classes="error", ignore_classes=["contempt"])
+    assert (ignored.whole().class_counts() == plain.whole().class_counts()).all()
+    assert not plain.official_split and len(plain.whole()) == sum(map(len, plain.splits.values()))
+    with pytest.raises(ConfigError, match=r"class_map: \['scorn'\] are not emotions"):
+        build_config(DataConfig, {"class_map": {"contempt": "scorn"}}, "data")
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "CMYK", "I;16"])
@@ -201,6 +215,11 @@ def test_skip_bad_images_counts_them(tmp_path) -> None:
             None,
             '0,"' + " ".join(["300"] * 2304) + '",Training',
             "line 2: pixel values must lie in 0..255",
+        ),
+        (
+            None,
+            '0,"' + " ".join(["1"] * 2303 + ["x7"]) + '",Training',
+            "line 2: pixel value 'x7' is not an integer",
         ),
     ],
 )

@@ -1,13 +1,10 @@
-"""Predictor, face detection, ONNX export, the demo server and ``ganpso predict``."""
+"""Predictor, face detection, ONNX export and ``ganpso predict`` (the server: test_server)."""
 
 from __future__ import annotations
 
 import io
 import json
 import pickle
-import threading
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -17,10 +14,9 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from ganpso.classifier import Preprocessing, build_model, save_classifier
+from ganpso.classifier import Preprocessing
 from ganpso.classifier.augment import eval_views
 from ganpso.cli import main
-from ganpso.config import ModelConfig
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import CheckpointError, DataError
 from ganpso.inference import (
@@ -31,7 +27,6 @@ from ganpso.inference import (
     face_views,
     read_photo,
 )
-from ganpso.inference.server import PredictionServer
 
 # scikit-image's bundled photo of astronaut Eileen Collins: one frontal face
 ASTRONAUT_FACE_CENTRE = (222, 112)  # (x, y) of her face, checked by eye on the 512x512 photo
@@ -46,16 +41,6 @@ def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
 @pytest.fixture(scope="module")
 def astronaut() -> Image.Image:
     return Image.fromarray(skdata.astronaut())
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = ModelConfig(name="vgg_small", width=4, dropout=0.0)
-    model = build_model(config, num_classes=len(EMOTIONS)).eval()
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_classifier(path, model, config, EMOTIONS, Preprocessing())
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -224,41 +209,6 @@ def test_corrupt_onnx_is_refused(tmp_path) -> None:
         EmotionPredictor.from_pretrained(bad)
 
 
-@pytest.fixture
-def server(predictor):
-    server = PredictionServer(predictor, "127.0.0.1", 0, max_upload_bytes=2_000_000)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def post(url: str, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def test_server_page_prediction_and_bad_uploads(server, astronaut) -> None:
-    assert server.server_address[0] == "127.0.0.1"
-    with urllib.request.urlopen(server.url, timeout=30) as response:
-        page = response.read().decode()
-    assert "<canvas" in page and "/api/predict" in page
-    status, answer = post(server.url + "api/predict", encode(astronaut))
-    assert status == 200 and len(answer["faces"]) == 1
-    assert set(answer["faces"][0]["probabilities"]) == set(EMOTIONS)
-    status, answer = post(server.url + "api/predict", b"plain text")
-    assert status == 400 and "not a readable image" in answer["error"]
-    status, answer = post(server.url + "api/predict", bytes(2_000_001))
-    assert status == 413 and "limit" in answer["error"]
-    status, _ = post(server.url + "api/nothing", b"")
-    assert status == 404
-
-
 def test_cli_predict_json_csv_and_exit_code(tiny_checkpoint, astronaut, tmp_path, capsys) -> None:
     good = tmp_path / "good.png"
     good.write_bytes(encode(astronaut))
@@ -271,8 +221,31 @@ def test_cli_predict_json_csv_and_exit_code(tiny_checkpoint, astronaut, tmp_path
     captured = capsys.readouterr()
     rows = captured.out.strip().splitlines()
     assert code == 2 and rows[0].startswith("source,face,x,y,width,height,emotion,angry")
-    assert len(rows) == 2 and rows[1].startswith(str(good))
+    assert len(rows) == 3 and rows[1].startswith(str(good))
+    assert rows[2].startswith(str(bad)) and rows[2].endswith("empty file (0 bytes)")  # a reason
     assert f"error: {bad}: empty file (0 bytes)" in captured.err
+
+
+def test_cli_predict_accounts_for_every_input(tiny_checkpoint, tmp_path, capsys) -> None:
+    model = ["--model", str(tiny_checkpoint)]
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(tmp_path / "empty"), *model]) == 2
+    assert "empty: no images in this folder" in capsys.readouterr().err
+    tiny = tmp_path / "tiny.png"
+    tiny.write_bytes(encode(Image.new("L", (1, 1), 128)))
+    assert main(["predict", str(tiny), "--no-detect", *model]) == 2
+    assert "tiny.png: image is 1x1 pixels" in capsys.readouterr().err
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(encode(Image.new("L", (300, 200), 128)))
+    assert main(["predict", str(blank), "--csv", *model]) == 1  # read, but no face in it
+    captured = capsys.readouterr()
+    assert captured.out.strip().splitlines()[1].endswith("no face found")
+    assert "1 image(s) with no face found" in captured.err
+    crop = tmp_path / "crop.png"  # face-sized: taken whole when nothing is detected
+    crop.write_bytes(encode(Image.new("L", (90, 100), 128)))
+    assert main(["predict", str(crop), "--csv", *model]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[1].split(",")
+    assert row[1:6] == ["0", "0", "5", "90", "90"] and row[6] in EMOTIONS
 
 
 def test_bundled_model_loads_and_has_a_model_card() -> None:

@@ -138,6 +138,7 @@ def test_report_schema_order_and_json() -> None:
         "accuracy",
         "accuracy_ci95",
         "macro",
+        "macro_classes",
         "macro_f1_ci95",
         "g_mean",
         "per_class",
@@ -170,3 +171,19 @@ def test_plots_write_png_files(tmp_path) -> None:
     plot_per_class_bars({"a": report, "b": report}, "recall", tmp_path / "bars.png")
     for name in ("cm.png", "curves.png", "bars.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_macro_over_present_classes_matches_sklearn_labels() -> None:
+    from sklearn.metrics import f1_score, recall_score
+
+    y_true = np.array([0, 0, 1, 1, 2, 2, 2, 0])  # classes 3..6 have no images
+    y_pred = np.array([0, 1, 1, 1, 2, 0, 2, 3])
+    ours = classification_metrics(y_true, y_pred, EMOTIONS, present_only=True)
+    present = [0, 1, 2]
+    assert ours["macro_classes"] == list(EMOTIONS[:3])
+    expected_f1 = f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+    assert ours["macro"]["f1"] == pytest.approx(expected_f1)
+    recalls = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    assert ours["g_mean"] == pytest.approx(float(np.prod(recalls) ** (1 / 3)))
+    everything = classification_metrics(y_true, y_pred, EMOTIONS)
+    assert everything["g_mean"] == 0.0 and everything["macro"]["f1"] < ours["macro"]["f1"]

@@ -12,13 +12,14 @@ import torch
 
 from factories import tiny_dataset
 from ganpso.classifier.checkpoint import Preprocessing, save_classifier
+from ganpso.classifier.config import ModelConfig, SyntheticConfig, TrainConfig
 from ganpso.classifier.models import build_model
 from ganpso.cli import main
-from ganpso.config import FidelityConfig, GanConfig, ModelConfig, SyntheticConfig, TrainConfig
 from ganpso.data import FerDataset, Split
 from ganpso.emotions import EMOTIONS
 from ganpso.gan import Generator, load_generator
 from ganpso.gan.checkpoint import save_generator
+from ganpso.gan.config import GanConfig
 from ganpso.pipeline import objective as objective_module
 from ganpso.pipeline.balance import (
     SyntheticPool,
@@ -27,6 +28,7 @@ from ganpso.pipeline.balance import (
     draw_candidates,
     synthetic_counts,
 )
+from ganpso.pipeline.config import FidelityConfig
 from ganpso.pipeline.objective import PipelineObjective, stratified_fraction, with_settings
 
 ARCHIVE = Path(__file__).parents[1] / ".." / "shared" / "data" / "fer2013.zip"
@@ -121,9 +123,8 @@ class NoPrivateTest(FerDataset):
         return super().__getitem__(name)
 
 
-@pytest.mark.parametrize("mode", ["scratch", "finetune"])
 def test_objective_scores_publictest_and_never_reads_privatetest(
-    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tiny_dataset(per_class=6)
     guarded = NoPrivateTest(data.splits, "synthetic")
@@ -131,12 +132,7 @@ def test_objective_scores_publictest_and_never_reads_privatetest(
     pool = SyntheticPool([np.zeros((20, 48, 48), np.uint8)] * 7, [np.ones(20, np.float32)] * 7)
     pool.save(tmp_path / "pool.npz")
     base = TrainConfig(model=ModelConfig(width=4), device="cpu", precision="fp32", batch_size=16)
-    objective = PipelineObjective(
-        base,
-        tiny_classifier(tmp_path / "c.safetensors"),
-        tmp_path / "pool.npz",
-        FidelityConfig(mode=mode, epochs=1, width=4),  # type: ignore[arg-type]
-    )
+    objective = PipelineObjective(base, tmp_path / "pool.npz", FidelityConfig(epochs=1, width=4))
     settings = {"synthetic.ratio": 2.0, "synthetic.weight": 0.5, "lr": 0.05}
     first = objective(settings)
     assert 0.0 <= first <= 1.0
@@ -236,6 +232,26 @@ def test_compare_cells_are_kept_and_reused(smoke_run: tuple[Path, list[str]]) ->
     assert "oversample" in (out / "report" / "report.md").read_text()
 
 
+@needs_archive
+def test_compare_asks_the_run_for_its_search_without_gan(
+    smoke_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    out = copy_of_smoke_run(smoke_run, tmp_path)
+    assert not (out / "search-nogan").exists()  # on request only: the run left it out
+    cells_dir = tmp_path / "compare"
+    assert run_compare(out, cells_dir, "pso_no_gan") == 0
+    stage = out / "search-nogan" / "stage.json"
+    assert json.loads(stage.read_text())["stage"] == "search-nogan"
+    history = json.loads((out / "search-nogan" / "history.json").read_text())
+    assert not any(key.startswith("synthetic.") for key in history["best_settings"])
+    best = TrainConfig.from_yaml(out / "search-nogan" / "best-config.yaml")
+    trained = TrainConfig.from_yaml(cells_dir / "pso_no_gan" / "seed0" / "config.yaml")
+    assert trained.lr == best.lr and not trained.synthetic.generator
+    stamp = stage.stat().st_mtime_ns
+    assert run_compare(out, cells_dir, "pso_no_gan") == 0
+    assert stage.stat().st_mtime_ns == stamp  # a finished stage is read, not run again
+
+
 def test_a_cell_reuses_another_rows_cell_of_the_same_recipe_and_seed(tmp_path: Path) -> None:
     from ganpso.config import write_yaml
     from ganpso.pipeline.compare import recipe_fingerprint, twin_cell
@@ -251,10 +267,11 @@ def test_a_cell_reuses_another_rows_cell_of_the_same_recipe_and_seed(tmp_path: P
         return folder
 
     plain, weighted = TrainConfig(seed=0), TrainConfig(seed=0, class_weighting="inverse")
-    cnn = cell("cnn", 0, plain, record_recipe=False)  # an older cell: judged by its config
+    cnn = cell("cnn", 0, plain, record_recipe=True)
     cell("class_weighted", 0, weighted, record_recipe=True)
+    cell("oversample", 0, plain, record_recipe=False)  # no recorded recipe: never a twin
     assert twin_cell(tmp_path, "ganpso", 0, recipe_fingerprint(plain)) == cnn
-    assert twin_cell(tmp_path, "cnn", 0, recipe_fingerprint(plain)) is None  # not itself
+    assert twin_cell(tmp_path, "cnn", 0, recipe_fingerprint(plain)) is None  # oversample: none
     assert twin_cell(tmp_path, "ganpso", 1, recipe_fingerprint(plain)) is None  # other seed
     other = TrainConfig(seed=0, lr=0.05)
     assert twin_cell(tmp_path, "ganpso", 0, recipe_fingerprint(other)) is None
@@ -284,16 +301,18 @@ def test_compare_retrains_a_cell_made_with_another_recipe(
 ) -> None:
     import time
 
+    from ganpso.pipeline.compare import recipe_fingerprint
+
     out = copy_of_smoke_run(smoke_run, tmp_path)
     cells_dir = tmp_path / "compare"
     assert run_compare(out, cells_dir, "gan_fixed") == 0
     cell = cells_dir / "gan_fixed" / "seed0"
-    record = json.loads((cell / "cell.json").read_text())
-    record["recipe"] = None  # a cell from before the recorded fingerprint
-    (cell / "cell.json").write_text(json.dumps(record))
     config = TrainConfig.from_yaml(cell / "config.yaml")
     config.synthetic.ratio = 0.25  # as if made before the hand-set ratio changed
     (cell / "config.yaml").write_text(json.dumps(config.to_dict()))
+    record = json.loads((cell / "cell.json").read_text())
+    record["recipe"] = recipe_fingerprint(config)
+    (cell / "cell.json").write_text(json.dumps(record))
     assert run_compare(out, cells_dir, "gan_fixed") == 0
     (archived,) = (cells_dir / "replaced").glob("*/gan_fixed/seed0")
     assert TrainConfig.from_yaml(archived / "config.yaml").synthetic.ratio == 0.25
@@ -314,39 +333,40 @@ def test_compare_retrains_a_cell_made_with_another_recipe(
 
 
 def test_only_stages_built_on_a_changed_section_are_stale() -> None:
-    from ganpso.config import RunConfig
-    from ganpso.pipeline.run import stale_stages
+    from ganpso.pipeline.config import RunConfig
+    from ganpso.pipeline.rerun import stale_stages
+    from ganpso.pipeline.run import STAGES
 
     base = RunConfig()
     fidelity = replace(base.search.fidelity, epochs=7)
-    assert stale_stages(base, replace(base, search=replace(base.search, fidelity=fidelity))) == [
-        "search",
-        "final",
-        "test",
-        "report",
-    ]
+    new_search = replace(base, search=replace(base.search, fidelity=fidelity))
+    assert stale_stages(STAGES, base, new_search) == ["search", "final", "test", "search-nogan"]
     metrics = replace(base.gan_metrics, cas_epochs=3)
-    assert stale_stages(base, replace(base, gan_metrics=metrics)) == ["gan_metrics", "report"]
-    assert stale_stages(base, replace(base, device="cuda")) == []  # where it runs is no input
-    assert len(stale_stages(base, replace(base, seed=1))) == 7
+    assert stale_stages(STAGES, base, replace(base, gan_metrics=metrics)) == ["gan_metrics"]
+    gan = replace(base, gan=replace(base.gan, lr_g=1e-3))
+    assert "search-nogan" not in stale_stages(STAGES, base, gan)  # it uses no GAN
+    assert stale_stages(STAGES, base, replace(base, device="cuda")) == []  # where: no input
+    assert len(stale_stages(STAGES, base, replace(base, seed=1))) == len(STAGES)
 
 
 def test_a_raised_gan_budget_continues_instead_of_starting_over() -> None:
-    from ganpso.config import RunConfig
-    from ganpso.pipeline.run import budget_raised
+    from ganpso.pipeline.config import RunConfig
+    from ganpso.pipeline.rerun import budget_raised
+    from ganpso.pipeline.run import stage_named
 
     base = RunConfig()
     base.gan.time_limit_minutes = 40.0
+    stage = stage_named("gan")
 
     def gan(**changes: object) -> RunConfig:
         return replace(base, gan=replace(base.gan, **changes))
 
-    assert budget_raised("gan", base, gan(time_limit_minutes=45.0, steps=base.gan.steps + 1))
-    assert budget_raised("gan", base, gan(time_limit_minutes=None))  # no limit: larger
-    assert not budget_raised("gan", base, gan(time_limit_minutes=30.0))
-    assert not budget_raised("gan", base, gan(time_limit_minutes=45.0, lr_g=1e-3))
-    assert not budget_raised("gan", base, replace(gan(time_limit_minutes=45.0), seed=1))
-    assert not budget_raised("search", base, gan(time_limit_minutes=45.0))
+    assert budget_raised(stage, base, gan(time_limit_minutes=45.0, steps=base.gan.steps + 1))
+    assert budget_raised(stage, base, gan(time_limit_minutes=None))  # no limit: larger
+    assert not budget_raised(stage, base, gan(time_limit_minutes=30.0))
+    assert not budget_raised(stage, base, gan(time_limit_minutes=45.0, lr_g=1e-3))
+    assert not budget_raised(stage, base, replace(gan(time_limit_minutes=45.0), seed=1))
+    assert not budget_raised(stage_named("search"), base, gan(time_limit_minutes=45.0))
 
 
 @needs_archive
@@ -415,18 +435,55 @@ def test_rescoring_chooses_by_full_training_and_survives_a_failure(tmp_path: Pat
         rescore(candidates[1:2], objective, SequentialExecutor(), tmp_path, log=lambda _: None)
 
 
-def test_a_raised_rescore_budget_keeps_the_search() -> None:
-    from ganpso.config import RunConfig
-    from ganpso.pipeline.run import budget_raised
+@pytest.mark.parametrize("name", ["search", "search-nogan"])
+def test_a_raised_rescore_budget_keeps_the_search(name: str) -> None:
+    from ganpso.pipeline.config import RunConfig
+    from ganpso.pipeline.rerun import budget_raised
+    from ganpso.pipeline.run import stage_named
 
     base = RunConfig()
+    stage = stage_named(name)
 
     def search(**changes: object) -> RunConfig:
         return replace(base, search=replace(base.search, **changes))
 
-    assert budget_raised("search", base, search(rescore_top_k=3))
-    assert not budget_raised("search", search(rescore_top_k=3), search(rescore_top_k=1))
-    assert not budget_raised("search", base, search(rescore_top_k=3, iterations=2))
+    assert budget_raised(stage, base, search(rescore_top_k=3))
+    assert not budget_raised(stage, search(rescore_top_k=3), search(rescore_top_k=1))
+    assert not budget_raised(stage, base, search(rescore_top_k=3, iterations=2))
+
+
+def test_a_stage_on_request_runs_only_after_the_stages_it_builds_on(tmp_path: Path) -> None:
+    from ganpso.errors import ConfigError
+    from ganpso.pipeline.config import RunConfig
+    from ganpso.pipeline.folders import write_run_config
+    from ganpso.pipeline.run import STAGES, run_stage, stage_named, upstream
+
+    assert [s.name for s in upstream(stage_named("search-nogan"))] == ["classifier"]
+    assert [s.name for s in upstream(stage_named("test"))] == [
+        "classifier",
+        "gan",
+        "search",
+        "final",
+    ]
+    assert [s.name for s in STAGES if s.on_request] == ["search-nogan"]
+    write_run_config(RunConfig(), tmp_path)
+    with pytest.raises(ConfigError, match="needs classifier.*ganpso run --config") as error:
+        run_stage(tmp_path, "search-nogan", log=lambda _: None)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="not a stage"):
+        run_stage(tmp_path, "report")
+
+
+def test_run_help_lists_the_stages_and_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganpso.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "400")  # no line wrapped inside a stage's name
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    text = " ".join(commands.choices["run"].format_help().split())
+    stages = "classifier, gan, gan_metrics, search, final, test, search-nogan, report"
+    assert f"stop after STAGE, one of {stages}" in text
+    assert "--with STAGE" in text and "%%" not in text
 
 
 @needs_archive
@@ -474,29 +531,3 @@ def test_rerun_with_a_changed_config_redoes_only_stale_stages(
     assert (archive / "search" / "history.json").read_text() == old_search
     assert len(json.loads((out / "search" / "history.json").read_text())["iterations"]) == 1
     assert (out / "final" / "metrics-PrivateTest.json").exists()
-
-
-@needs_archive
-def test_predictions_are_recovered_only_when_they_reproduce_the_report(
-    smoke_run: tuple[Path, list[str]], tmp_path: Path
-) -> None:
-    import shutil
-
-    from ganpso.config import DataConfig
-    from ganpso.data import load_dataset
-    from ganpso.errors import ConfigError
-    from ganpso.pipeline.run import recover_predictions
-
-    out, _ = smoke_run
-    folder = tmp_path / "final"
-    shutil.copytree(out / "final", folder)
-    original = np.load(folder / "predictions-PrivateTest.npz")["y_pred"]
-    (folder / "predictions-PrivateTest.npz").unlink()
-    dataset = load_dataset(DataConfig(source=str(ARCHIVE), limit_per_class=40))
-    recover_predictions(folder, dataset)
-    assert np.array_equal(np.load(folder / "predictions-PrivateTest.npz")["y_pred"], original)
-    report = json.loads((folder / "metrics-PrivateTest.json").read_text())
-    report["confusion_matrix"][0][0] += 1
-    (folder / "metrics-PrivateTest.json").write_text(json.dumps(report))
-    with pytest.raises(ConfigError, match="cannot reproduce"):
-        recover_predictions(folder, dataset)

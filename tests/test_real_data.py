@@ -24,8 +24,8 @@ def test_smoke_config_trains_and_evaluates_on_fer2013(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def public_faces(tmp_path_factory):
-    from ganpso.config import DataConfig
     from ganpso.data import load_dataset
+    from ganpso.data.config import DataConfig
 
     cache = tmp_path_factory.mktemp("cache")
     config = DataConfig(source=str(ARCHIVE), cache_dir=str(cache), limit_per_class=60)

@@ -6,12 +6,7 @@ from PIL import Image
 
 from ganpso.emotions import EMOTIONS
 from ganpso.metrics import build_metrics_report, write_json
-from ganpso.metrics.comparison import (
-    METRICS_FILE,
-    PREDICTIONS_FILE,
-    RUN_FILE,
-    write_predictions,
-)
+from ganpso.pipeline.folders import PRIVATE_METRICS_FILE, write_cell_record, write_predictions
 from ganpso.report import write_report
 
 METHODS = {"cnn": 0.5, "ganpso": 0.7, "hog-svm": 0.3, "oversample": 0.6}
@@ -36,10 +31,10 @@ def write_compare(run_dir) -> None:
         for seed in range(3):
             y_pred = np.where(rng.random(300) < skill, y_true, rng.integers(0, 7, 300))
             folder = run_dir / "compare" / method / f"seed{seed}"
-            write_json(report_json(y_true, y_pred), folder / METRICS_FILE)
-            write_predictions(folder / PREDICTIONS_FILE, y_true, y_pred)
+            write_json(report_json(y_true, y_pred), folder / PRIVATE_METRICS_FILE)
+            write_predictions(folder, y_true, y_pred)
             record = {"device": "cpu: test", "wall_seconds": 60.0, "title": method.upper()}
-            write_json(record, folder / RUN_FILE)
+            write_cell_record(folder, record)
 
 
 def write_stages(run_dir) -> None:
@@ -62,7 +57,7 @@ def write_stages(run_dir) -> None:
     tiny_png(run_dir / "gan" / "samples.png", seed=1)
     history = [{"iteration": i, "best": 0.5 + 0.01 * i, "mean": 0.4} for i in range(4)]
     write_json(
-        {"history": history, "device": "cpu: pso", "seconds": 99},
+        {"iterations": history, "device": "cpu: pso", "seconds": 99},
         run_dir / "search" / "history.json",
     )
     tiny_png(run_dir / "search" / "convergence.png", seed=2)

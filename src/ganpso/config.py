@@ -1,17 +1,30 @@
-"""Typed configs, one dataclass per component, loaded from YAML.
+"""The strict YAML loader under every typed config: unknown keys, wrong types and bad files fail.
 
+Each package owns its config dataclasses (``ganpso.data.config``, ``ganpso.classifier.config``,
+``ganpso.gan.config``, ``ganpso.pipeline.config``); this module only turns mappings into them.
 Keys equal constructor argument names, so a config section flows straight into the code that
 uses it. Unknown keys are refused with the list of valid ones, never silently ignored.
 
+Each field may declare its allowed range beside its default (``bounded``); ``validate`` checks
+every range and each config's ``check`` (consistency between fields), for YAML, ``--set``,
+profiles and configs built in Python alike, with one line naming the key, the value and the range.
+
+A YAML file may start from another one: ``base: other.yaml`` (relative to the file) loads that
+first, and the file's own keys override it, section by section, so a preset is a diff.
+``base: other.yaml#classifier`` starts from one section of the other file.
+
 Example:
-    >>> cfg = TrainConfig.from_dict({"model": {"name": "vgg_small"}, "epochs": 2})
-    >>> cfg.model.name, cfg.epochs
-    ('vgg_small', 2)
+    >>> from ganpso.classifier.config import TrainConfig
+    >>> TrainConfig.from_dict({"epochs": 2}).epochs
+    2
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
+import operator
 import re
 import types
 import typing
@@ -23,7 +36,59 @@ import yaml
 
 from ganpso.errors import ConfigError
 
+BASE_KEY = "base"  # a YAML file's parent: its keys are loaded first, then overridden
+BOUNDS = "bounds"  # the field metadata key that holds a ``Bounds``
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """An allowed numeric range; ``None`` values pass (an optional field left unset)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def violation(self, value: Any) -> str | None:
+        """What ``value`` breaks, e.g. ``">= 1"``; None when it is inside."""
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        tests = ((self.ge, ">=", operator.ge), (self.gt, ">", operator.gt),
+                 (self.le, "<=", operator.le), (self.lt, "<", operator.lt))  # fmt: skip
+        active = [(limit, sign, test) for limit, sign, test in tests if limit is not None]
+        if math.isfinite(value) and all(test(value, limit) for limit, _, test in active):
+            return None
+        return " and ".join(f"{sign} {limit:g}" for limit, sign, _ in active) or "a finite number"
+
+
+def bounded(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A dataclass field with its default and its allowed range (checked by ``validate``)."""
+    return field(default=default, metadata={BOUNDS: Bounds(ge, gt, le, lt)})
+
+
+def validate(config: Any, where: str = "config") -> None:
+    """Check every field's range and every ``check(where)`` consistency rule, nested included."""
+    for item in fields(config):
+        value = getattr(config, item.name)
+        key = f"{where}.{item.name}"
+        if dataclasses.is_dataclass(value):
+            validate(value, key)
+            continue
+        bounds = item.metadata.get(BOUNDS)
+        problem = bounds.violation(value) if bounds else None
+        if problem:
+            raise ConfigError(f"{key}: {value!r} is out of range; expected {problem}")
+    check = getattr(config, "check", None)
+    if callable(check):
+        check(where)
 
 
 class YamlConfig:
@@ -31,7 +96,9 @@ class YamlConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Self:
-        return _build(cls, raw, "config")
+        config = _build(cls, raw, "config")
+        validate(config)
+        return config
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:
@@ -41,87 +108,42 @@ class YamlConfig:
         return asdict(self)  # type: ignore[call-overload]
 
 
-@dataclass
-class DataConfig:
-    """Where the images come from and how they are read (see ``ganpso.data.load_dataset``)."""
-
-    source: str = "../shared/data/fer2013.zip"
-    cache_dir: str | None = "~/.cache/ganpso"
-    skip_bad_images: bool = False  # skip (and count) corrupt images instead of stopping
-    unknown_classes: Literal["drop", "error"] = "drop"  # class folders outside the seven
-    split_seed: int = 0  # stratified split for sources that carry none
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    limit_per_class: int | None = None  # keep at most this many images per class and split
-
-
-@dataclass
-class ModelConfig:
-    """Which registered classifier to build (see ``ganpso.classifier.models``)."""
-
-    name: str = "vgg_small"
-    dropout: float = 0.4
-    width: int = 32  # channels of the first stage; each later stage doubles it
-
-
-@dataclass
-class AugmentConfig:
-    """Training-time augmentation, applied on the device to uint8 batches."""
-
-    crop: int = 40  # random crop side in pixels; evaluation uses the centre and corners
-    flip: bool = True
-    erase_prob: float = 0.5  # probability of one random erased square per image
-    erase_max: int = 20  # largest erased side in pixels
-
-
-@dataclass
-class SyntheticConfig:
-    """GAN faces added to Training before the classifier trains (``ganpso.pipeline.balance``).
-
-    Each class is topped up to ``ratio`` x the largest class's real count (``class_ratios``
-    overrides it per class); a class already above that gets nothing.
-    """
-
-    generator: str | None = None  # generator.safetensors; None: real images only
-    ratio: float = 0.0
-    class_ratios: dict[str, float] = field(default_factory=dict)  # e.g. {disgust: 0.5}
-    filter_confidence: float = 0.0  # keep fakes whose own class gets >= this probability
-    filter_classifier: str | None = None  # classifier for the filter; None: the bundled model
-    weight: float = 1.0  # loss weight of a synthetic image (a real one weighs 1)
-    seed: int = 0  # latent draws: same seed, same faces
-
-
-@dataclass
-class TrainConfig(YamlConfig):
-    """One classifier training run. ``ganpso train --config`` loads this."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["bf16", "fp32"] = "bf16"  # autocast dtype for forward passes
-    channels_last: bool = True
-    epochs: int = 35
-    batch_size: int = 128
-    lr: float = 0.1  # peak of the one-cycle schedule
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_fraction: float = 0.2
-    label_smoothing: float = 0.1
-    class_weighting: Literal["none", "inverse", "sqrt_inverse"] = "none"
-    sampling: Literal["none", "oversample"] = "none"  # re-sample rare classes to balance
-    early_stopping_patience: int | None = None  # epochs without PublicTest gain before stopping
-    selection_metric: Literal["accuracy", "macro_f1"] = "accuracy"
-    tta: bool = True  # final evaluation averages 5 crops x 2 flips
-    eval_batch_size: int = 512
-    num_threads: int | None = None  # torch threads; None keeps torch's default
-
-
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, raising ``ConfigError`` naming the file on any problem."""
-    path = Path(path)
+    """Read a YAML mapping, following ``base:`` parents; ``ConfigError`` names the file."""
+    return _read_with_bases(Path(path), ())
+
+
+def _read_with_bases(path: Path, children: tuple[Path, ...]) -> dict[str, Any]:
+    raw = _read_mapping(path)
+    parent = raw.pop(BASE_KEY, None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str) or not parent.split("#")[0]:
+        raise ConfigError(f"{path}: {BASE_KEY} must be a file name (FILE or FILE#section)")
+    file_name, _, section = parent.partition("#")
+    parent_path = (path.parent / file_name).resolve()
+    if parent_path in (*children, path.resolve()):
+        raise ConfigError(f"{path}: {BASE_KEY} {parent} leads back to itself")
+    inherited = _read_with_bases(parent_path, (*children, path.resolve()))
+    for part in filter(None, section.split(".")):
+        inherited = inherited.get(part)
+        if not isinstance(inherited, dict):
+            raise ConfigError(f"{path}: {BASE_KEY} {parent}: {parent_path} has no section {part}")
+    return merge(inherited, raw)
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``: nested mappings merge key by key, anything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -158,7 +180,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 def build_config(cls: type[T], raw: Any, where: str) -> T:
     """Build any config dataclass from a mapping with the checks above (for components' configs)."""
-    return _build(cls, raw, where)
+    config = _build(cls, raw, where)
+    validate(config, where)
+    return config
 
 
 def _build(cls: type[T], raw: Any, where: str) -> T:
@@ -218,135 +242,3 @@ def _describe(hint: Any) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-@dataclass
-class GanConfig(YamlConfig):
-    """The class-conditional GAN (``ganpso.gan``): networks, optimisation, augmentation, output."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    z_dim: int = 128
-    g_width: int = 16  # generator widths 8w, 4w, 2w, w
-    d_width: int = 16  # discriminator widths w, 2w, 4w, 8w
-    d_spectral_norm: bool = True
-    ac_weight: float = 2.0  # auxiliary class loss (0: projection only, which ignored the class)
-    # LeCam regulariser on D's scores (ganpso.gan.loss); 0: off. Pair it with a fixed augment_p:
-    # it keeps real scores small but positive, so ADA's r_t (their sign) read "memorised" and
-    # drove p to its 0.8 cap within 2,500 steps
-    lecam_weight: float = 0.0
-    lecam_decay: float = 0.99  # of its moving averages of D's scores on reals and fakes
-    steps: int = 10_000
-    time_limit_minutes: float | None = None  # stop (and save) early when this is reached
-    batch_size: int = 64
-    lr_g: float = 1e-4  # a quarter of lr_d: at equal rates (2e-4) D sat at hinge loss 2.0
-    lr_d: float = 4e-4
-    beta1: float = 0.0
-    beta2: float = 0.99
-    ema_decay: float = 0.999  # generator weights averaged for sampling
-    ema_start: int = 500  # steps before the average starts (it copies the weights until then)
-    # batches of 256 fakes that recompute the averaged generator's batch-norm statistics when
-    # training ends (0: keep the raw generator's); see gan.networks.standing_statistics
-    standing_stats_batches: int = 0
-    # uniform: rare classes as often as common ones; natural: as often as in the data; sqrt:
-    # in proportion to the square root of the class's size, in between
-    class_sampling: Literal["uniform", "natural", "sqrt"] = "uniform"
-    # real faces flipped left-right half the time (StyleGAN2-ADA's --mirror): disgust's 436
-    # faces become 872. Off here so that configs written before it load as they ran; the
-    # profiles and configs/gan.yaml turn it on
-    mirror: bool = False
-    augment_p: float | None = None  # fixed augmentation probability; None: adaptive (ADA)
-    ada_per_class: bool = False  # each class its own adaptive p (rare classes overfit first)
-    # per class: p moves by the class's own images ("own_images") or by every image of the
-    # interval ("all_images": a rare class's p as fast as a shared one)
-    ada_class_clock: Literal["own_images", "all_images"] = "own_images"
-    ada_target: float = 0.6
-    ada_speed_images: int = 100_000  # images for p to move by 1
-    seed: int = 0
-    device: str = "auto"
-    precision: Literal["bf16", "fp32"] = "bf16"
-    num_threads: int | None = None
-    log_every: int = 100
-    sample_every: int = 1000  # sample grid (one row per emotion, fixed seeds)
-    checkpoint_every: int = 1000
-    max_rollbacks: int = 3  # NaN/inf losses roll back to the last checkpoint this many times
-
-
-@dataclass
-class FidelityConfig:
-    """How cheaply the search scores one particle (``ganpso.pipeline.objective``).
-
-    ``scratch`` trains a narrower copy of the classifier (``width``) from a fixed initialisation
-    for ``epochs`` on a stratified ``real_fraction`` of Training plus the particle's fakes.
-    ``finetune`` continues the shared real-data classifier instead, at ``lr x lr_scale``: cheaper,
-    but its ranking disagreed with full training (GAN images hurt a trunk that had converged
-    without them; results/run-default/replaced-finetune-fidelity/fidelity-agreement.json).
-    """
-
-    mode: Literal["scratch", "finetune"] = "scratch"
-    epochs: int = 4
-    real_fraction: float = 0.5  # stratified share of Training used
-    width: int = 16  # scratch: the model's width at this fidelity
-    lr_scale: float = 0.1  # finetune: starts from trained weights, so a tenth of the peak lr
-    seed: int = 0
-
-
-@dataclass
-class SearchConfig(YamlConfig):
-    """``ganpso search``: what is searched, by which optimizer, evaluated where and how cheaply.
-
-    ``space`` maps dotted ``TrainConfig`` keys to parameter specs (``ganpso.search.space``);
-    ``pso`` holds ``PSOConfig`` fields.
-    """
-
-    space: dict[str, dict[str, Any]] = field(default_factory=dict)
-    optimizer: Literal["pso", "random", "tpe"] = "pso"
-    pso: dict[str, Any] = field(default_factory=dict)
-    iterations: int = 8
-    batch_size: int = 10  # particles per iteration (the swarm size for PSO)
-    seed: int = 0
-    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
-    pool_factor: int = 2  # candidates drawn per fake the largest ratio needs (room for the filter)
-    # Multi-fidelity (ganpso.pipeline.rescore): the best distinct settings, and the base recipe
-    # too if rescore_base, trained again with the full recipe; the best of those wins. 0: off.
-    rescore_top_k: int = 0
-    rescore_base: bool = True
-    executor: Literal["sequential", "process", "ray"] = "sequential"
-    workers: int = 1
-    threads_per_worker: int | None = None
-    ray_address: str | None = None
-    gpus_per_worker: float = 0.0
-
-
-@dataclass
-class GanMetricsConfig:
-    """The GAN quality stage of ``ganpso run`` (``ganpso.metrics.gan``)."""
-
-    enabled: bool = True
-    per_class: int = 1000  # fakes per class for FID/KID, near-copies and diversity
-    cas_epochs: int = 12
-    cas_per_class: int | None = None  # fakes per class for CAS; None: Training's size / 7
-    cas_seeds: int = 1  # CAS classifiers trained (seeds 0..n-1), averaged: one run is noisy
-    ratio_draws: int = 5  # draws of fakes over which disgust's FID/KID ratios are averaged
-
-
-@dataclass
-class RunConfig(YamlConfig):
-    """``ganpso run``: one profile of the whole method, stage by stage.
-
-    ``data``, ``seed`` and ``device`` are set once here and copied into every stage's config.
-    ``classifier`` is both the real-data classifier's recipe and the base of the final training,
-    which adds the searched settings and the GAN's faces.
-    """
-
-    data: DataConfig = field(default_factory=DataConfig)
-    seed: int = 0
-    device: str = "auto"
-    classifier: TrainConfig = field(default_factory=TrainConfig)
-    gan: GanConfig = field(default_factory=GanConfig)
-    gan_metrics: GanMetricsConfig = field(default_factory=GanMetricsConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
-
-    def __post_init__(self) -> None:
-        for stage in (self.classifier, self.gan):
-            stage.data, stage.seed, stage.device = self.data, self.seed, self.device
-        self.search.seed = self.seed

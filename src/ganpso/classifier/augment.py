@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from ganpso.config import AugmentConfig
+from ganpso.classifier.config import AugmentConfig
 
-PIXEL_MEAN = 0.5  # of pixel / 255 over FER2013 Training, rounded (measured 0.508)
-PIXEL_STD = 0.25  # measured 0.255
+PIXEL_MEAN = 0.5  # of pixel / 255 over FER2013 Training, rounded
+PIXEL_STD = 0.25  # likewise
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

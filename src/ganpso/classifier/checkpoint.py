@@ -1,32 +1,30 @@
-"""Self-describing classifier checkpoints: safetensors weights with a JSON header.
+"""Self-describing classifier checkpoints in the ganpso format (``ganpso.checkpoint``).
 
-The JSON (model config, class names, preprocessing, package version) lives in the safetensors
-metadata, so one file is enough to rebuild and run the model; loading never unpickles anything.
-Files are written to a temporary name and renamed, so a crash never leaves half a checkpoint.
+The header holds the model config, class names and preprocessing, so one file is enough to
+rebuild and run the model; loading never unpickles anything.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-import ganpso
+from ganpso.checkpoint import check_shapes, read_header, write_checkpoint
 from ganpso.classifier.augment import PIXEL_MEAN, PIXEL_STD
+from ganpso.classifier.config import ModelConfig
 from ganpso.classifier.models import build_model
-from ganpso.config import ModelConfig
+from ganpso.config import build_config
 from ganpso.emotions import IMAGE_SIZE
 from ganpso.errors import CheckpointError, ConfigError
-from ganpso.files import atomic_write
 
-METADATA_KEY = "ganpso"
 FORMAT = "ganpso-classifier/1"
+MAX_CLASSES = 1000
 
 
 @dataclass(frozen=True)
@@ -60,17 +58,12 @@ def save_classifier(
 ) -> None:
     """Write ``model``'s weights and description to ``path`` (``.safetensors``) atomically."""
     header = {
-        "format": FORMAT,
-        "version": ganpso.__version__,
         "model": asdict(model_config),
         "classes": list(classes),
         "preprocessing": asdict(preprocessing),
         "extra": extra or {},
     }
-    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    atomic_write(
-        Path(path), lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(header)})
-    )
+    write_checkpoint(Path(path), model.state_dict(), FORMAT, header)
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> ClassifierCheckpoint:
@@ -78,11 +71,15 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Cla
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    header = read_header(path)
+    header = read_header(path, FORMAT)
     try:
-        model_config = ModelConfig(**header["model"])
+        model_config = build_config(ModelConfig, header["model"], "model")
         classes = tuple(header["classes"])
+        if not 2 <= len(classes) <= MAX_CLASSES:
+            raise ConfigError(f"classes: {len(classes)} of them; expected 2 to {MAX_CLASSES}")
         preprocessing = Preprocessing(**header["preprocessing"])
+        with torch.device("meta"):  # shapes only: no memory until they match the file
+            check_shapes(path, build_model(model_config, num_classes=len(classes)))
         model = build_model(model_config, num_classes=len(classes))
     except (KeyError, TypeError, ConfigError) as exc:
         raise CheckpointError(
@@ -101,20 +98,3 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Cla
         model, model_config, classes, preprocessing, header.get("extra", {})
     )
 
-
-def read_header(path: Path, expected: str = FORMAT) -> dict[str, Any]:
-    """The JSON header of a ganpso safetensors file, checked for its format tag."""
-    try:
-        with open(path, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            if not 0 < size < 100_000_000:
-                raise ValueError("bad header size")
-            raw = json.loads(handle.read(size))
-        header = json.loads(raw["__metadata__"][METADATA_KEY])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise CheckpointError(
-            f"{path}: not a ganpso safetensors checkpoint (unreadable header)"
-        ) from None
-    if header.get("format") != expected:
-        raise CheckpointError(f"{path}: expected a {expected} file, found {header.get('format')!r}")
-    return header

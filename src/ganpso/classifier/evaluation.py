@@ -49,10 +49,15 @@ def evaluate_checkpoint(
     )
 
 
-def write_report(report: dict[str, Any], out_dir: Path) -> Path:
+def metrics_file(split: str) -> str:
+    """The name of a model folder's evaluation on ``split``."""
+    return f"metrics-{split}.json"
+
+
+def write_evaluation(report: dict[str, Any], out_dir: Path) -> Path:
     """Write ``metrics-<split>.json`` and ``confusion-<split>.png``; returns the JSON path."""
     split = report["split"]
-    path = out_dir / f"metrics-{split}.json"
+    path = out_dir / metrics_file(split)
     write_json(report, path)
     plot_confusion_matrix(
         report["confusion_matrix"],

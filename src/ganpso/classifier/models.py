@@ -4,7 +4,7 @@ Every model maps a normalised batch ``(B, 1, H, W)`` (H = W = the crop size, 40 
 logits ``(B, num_classes)``; the global average pool makes them accept any input size >= 16.
 
 Example:
-    >>> from ganpso.config import ModelConfig
+    >>> from ganpso.classifier.config import ModelConfig
     >>> model = build_model(ModelConfig(name="vgg_small", width=8))
     >>> model(torch.zeros(2, 1, 40, 40)).shape
     torch.Size([2, 7])
@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ganpso.config import ModelConfig
+from ganpso.classifier.config import ModelConfig
 from ganpso.emotions import NUM_CLASSES
 from ganpso.errors import ConfigError
 

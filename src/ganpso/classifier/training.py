@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +28,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ganpso.checkpoint import load_state_file
 from ganpso.classifier.augment import augment_batch, eval_views
-from ganpso.classifier.checkpoint import Preprocessing, atomic_write, save_classifier
+from ganpso.classifier.checkpoint import Preprocessing, load_classifier, save_classifier
+from ganpso.classifier.config import TrainConfig
 from ganpso.classifier.models import build_model, count_parameters
-from ganpso.config import TrainConfig, read_yaml, write_yaml
+from ganpso.config import read_yaml, validate, write_yaml
 from ganpso.data import FerDataset, Split
 from ganpso.device import autocast, describe_device, resolve_device
 from ganpso.emotions import EMOTIONS, NUM_CLASSES
-from ganpso.errors import CheckpointError, ConfigError
+from ganpso.errors import ConfigError
+from ganpso.files import atomic_write
 from ganpso.metrics import classification_metrics, plot_training_curves
 
 Log = Callable[[str], None]
@@ -170,6 +173,21 @@ def evaluate(
     }
 
 
+@dataclass
+class TrainingState:
+    """Everything a resumed run restores: the networks' and optimiser's state, RNGs, history."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator  # augmentation and epoch order; dropout uses torch's global one
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_score: float = -1.0
+    best_epoch: int = -1
+    next_epoch: int = 0
+    seconds: float = 0.0  # training time before this process, for a resumed run's total
+
+
 def fit(
     config: TrainConfig,
     dataset: FerDataset,
@@ -181,25 +199,63 @@ def fit(
 ) -> FitResult:
     """Train ``config.model`` on Training, keeping the best PublicTest epoch in ``run_dir``.
 
+    Training is used as given: GAN faces that ``config.synthetic`` asks for are added before, by
+    ``ganpso.pipeline.training.train_classifier``.
+
     Example:
         >>> result = fit(TrainConfig(epochs=2), dataset, "runs/baseline")  # doctest: +SKIP
         >>> result.best_score  # PublicTest accuracy (or macro-F1) of the kept epoch
     """
+    validate(config)  # a config built in Python gets the checks a YAML one gets
     run_dir = Path(run_dir)
-    state_path = run_dir / "state.pt"
     prepare_run_dir(config, run_dir, resume)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
+    train, val = dataset["Training"], dataset["PublicTest"]
+    state = build_state(config, len(train), device)
+    if resume and (run_dir / STATE_FILE).exists():
+        restore_state(state, load_state(run_dir / STATE_FILE))
+        log(f"resumed {run_dir} after epoch {state.next_epoch}/{config.epochs}")
+    loss_weights = class_weights(torch.from_numpy(train.labels), config.class_weighting)
+    log(
+        f"{config.model.name}: {count_parameters(state.model) / 1e6:.2f} M parameters on "
+        f"{describe_device(device)}, {config.precision}; "
+        f"Training {len(train)}, PublicTest {len(val)}"
+    )
+    started = time.perf_counter() - state.seconds
+    for epoch in range(state.next_epoch, config.epochs):
+        if stopped_early(state.history, state.best_epoch, config.early_stopping_patience):
+            break
+        epoch_start = time.perf_counter()
+        row: dict[str, float] = {"epoch": epoch + 1, "lr": state.optimizer.param_groups[0]["lr"]}
+        row |= train_one_epoch(
+            state.model, train, state.optimizer, state.scheduler, config, device,
+            state.generator, loss_weights, progress,
+        )  # fmt: skip
+        row |= evaluate(state.model, val, config, device)
+        row["seconds"] = time.perf_counter() - epoch_start
+        state.history.append(row)
+        keep_if_best(state, row, config, run_dir)
+        state.next_epoch, state.seconds = epoch + 1, time.perf_counter() - started
+        write_jsonl(run_dir / "history.jsonl", state.history)
+        save_state(run_dir / STATE_FILE, state)
+        log(epoch_line(row, config.epochs, state.best_epoch))
+    plot_training_curves(state.history, run_dir / "curves.png")
+    return FitResult(
+        run_dir, state.best_epoch, state.best_score, len(state.history),
+        time.perf_counter() - started, state.history,
+    )  # fmt: skip
+
+
+def build_state(config: TrainConfig, train_size: int, device: torch.device) -> TrainingState:
+    """A fresh model, SGD with Nesterov momentum and a one-cycle schedule, seeded RNGs."""
     torch.manual_seed(config.seed)  # dropout draws from torch's global generator
     generator = torch.Generator().manual_seed(config.seed)
-
-    train, val = dataset["Training"], dataset["PublicTest"]
-    if config.synthetic.generator:
-        from ganpso.pipeline.balance import add_synthetic  # the pipeline builds on this module
-
-        train = add_synthetic(train, config.synthetic, device, log)
-    model = build_model(config.model).to(device)
+    model = build_model(config.model)
+    if config.init:
+        load_initial_weights(model, config)
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
@@ -209,80 +265,50 @@ def fit(
         nesterov=True,
         weight_decay=config.weight_decay,
     )
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=config.lr,
-        total_steps=config.epochs * steps_per_epoch,
+        total_steps=config.epochs * math.ceil(train_size / config.batch_size),
         pct_start=config.warmup_fraction,
     )
-    loss_weights = class_weights(torch.from_numpy(train.labels), config.class_weighting)
-    preprocessing = Preprocessing(crop=config.augment.crop)
+    return TrainingState(model, optimizer, scheduler, generator)
 
-    history: list[dict[str, float]] = []
-    best_score, best_epoch, start_epoch, seconds_before = -1.0, -1, 0, 0.0
-    if resume and state_path.exists():
-        state = load_state(state_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history = json.loads(state["history"])
-        best_score, best_epoch = state["best_score"], state["best_epoch"]
-        start_epoch, seconds_before = state["epoch"] + 1, state["seconds"]
-        log(f"resumed {run_dir} after epoch {state['epoch'] + 1}/{config.epochs}")
 
-    log(
-        f"{config.model.name}: {count_parameters(model) / 1e6:.2f} M parameters on "
-        f"{describe_device(device)}, {config.precision}; "
-        f"Training {len(train)}, PublicTest {len(val)}"
+def load_initial_weights(model: nn.Module, config: TrainConfig) -> None:
+    """Start from ``config.init``'s weights (fine-tuning); its model must be ours."""
+    start = load_classifier(Path(config.init or ""))
+    if start.model_config != config.model or start.classes != EMOTIONS:
+        raise ConfigError(
+            f"{config.init}: init checkpoint has model {asdict(start.model_config)} and classes "
+            f"{list(start.classes)}; this training builds {asdict(config.model)}"
+        )
+    model.load_state_dict(start.model.state_dict())
+
+
+def keep_if_best(
+    state: TrainingState, row: dict[str, float], config: TrainConfig, run_dir: Path
+) -> None:
+    """Save the weights when this epoch beats every earlier one on the selection metric."""
+    score = row[f"val/{config.selection_metric}"]
+    if score <= state.best_score:
+        return
+    state.best_score, state.best_epoch = score, int(row["epoch"])
+    save_classifier(
+        run_dir / "best.safetensors",
+        state.model,
+        config.model,
+        EMOTIONS,
+        Preprocessing(crop=config.augment.crop),
+        extra={"epoch": state.best_epoch, f"val/{config.selection_metric}": score},
     )
-    started = time.perf_counter() - seconds_before
-    for epoch in range(start_epoch, config.epochs):
-        if stopped_early(history, best_epoch, config.early_stopping_patience):
-            break
-        epoch_start = time.perf_counter()
-        row: dict[str, float] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        row |= train_one_epoch(
-            model, train, optimizer, scheduler, config, device, generator, loss_weights, progress
-        )
-        row |= evaluate(model, val, config, device)
-        row["seconds"] = time.perf_counter() - epoch_start
-        history.append(row)
-        score = row[f"val/{config.selection_metric}"]
-        if score > best_score:
-            best_score, best_epoch = score, epoch + 1
-            save_classifier(
-                run_dir / "best.safetensors",
-                model,
-                config.model,
-                EMOTIONS,
-                preprocessing,
-                extra={"epoch": best_epoch, f"val/{config.selection_metric}": score},
-            )
-        write_jsonl(run_dir / "history.jsonl", history)
-        save_state(
-            state_path,
-            model,
-            optimizer,
-            scheduler,
-            generator,
-            history,
-            best_score,
-            best_epoch,
-            epoch,
-            time.perf_counter() - started,
-        )
-        log(
-            f"epoch {epoch + 1:3d}/{config.epochs}  loss {row['train/loss']:.4f}  "
-            f"train acc {row['train/accuracy']:.4f}  val acc {row['val/accuracy']:.4f}  "
-            f"val macro-F1 {row['val/macro_f1']:.4f}  {row['seconds']:.0f}s"
-            + ("  *best" if best_epoch == epoch + 1 else "")
-        )
-    plot_training_curves(history, run_dir / "curves.png")
-    return FitResult(
-        run_dir, best_epoch, best_score, len(history), time.perf_counter() - started, history
+
+
+def epoch_line(row: dict[str, float], epochs: int, best_epoch: int) -> str:
+    return (
+        f"epoch {int(row['epoch']):3d}/{epochs}  loss {row['train/loss']:.4f}  "
+        f"train acc {row['train/accuracy']:.4f}  val acc {row['val/accuracy']:.4f}  "
+        f"val macro-F1 {row['val/macro_f1']:.4f}  {row['seconds']:.0f}s"
+        + ("  *best" if best_epoch == row["epoch"] else "")
     )
 
 
@@ -294,8 +320,8 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
     """Write the resolved config first; a resumed run must have the same config."""
     config_path = run_dir / "config.yaml"
     if resume and config_path.exists():
-        saved = read_yaml(config_path)
-        if saved != config.to_dict():
+        saved = TrainConfig.from_dict(read_yaml(config_path))  # new fields take their defaults
+        if saved != config:
             raise ConfigError(
                 f"{config_path}: differs from the requested config; "
                 "resume with the run's own config"
@@ -309,39 +335,44 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
     write_yaml(config.to_dict(), config_path)
 
 
-def save_state(
-    path: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    generator: torch.Generator,
-    history: list[dict[str, float]],
-    best_score: float,
-    best_epoch: int,
-    epoch: int,
-    seconds: float,
-) -> None:
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "generator": generator.get_state(),
+STATE_FILE = "state.pt"
+STATE_KEYS = (
+    "model", "optimizer", "scheduler", "generator", "torch_rng", "history",
+    "best_score", "best_epoch", "epoch", "seconds",
+)  # fmt: skip
+
+
+def save_state(path: Path, state: TrainingState) -> None:
+    """Tensors and plain values only, so that ``load_state`` needs no unpickling of code."""
+    payload = {
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "generator": state.generator.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "history": json.dumps(history),
-        "best_score": best_score,
-        "best_epoch": best_epoch,
-        "epoch": epoch,
-        "seconds": seconds,
+        "history": json.dumps(state.history),
+        "best_score": state.best_score,
+        "best_epoch": state.best_epoch,
+        "epoch": state.next_epoch - 1,  # the last finished epoch, 0-based
+        "seconds": state.seconds,
     }
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable or tampered file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot resume from this state file ({first})") from None
+    """A state file's contents, checked for every key ``restore_state`` reads."""
+    return load_state_file(path, STATE_KEYS, "classifier state file")
+
+
+def restore_state(state: TrainingState, payload: dict[str, Any]) -> None:
+    state.model.load_state_dict(payload["model"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    state.scheduler.load_state_dict(payload["scheduler"])
+    state.generator.set_state(payload["generator"])
+    torch.set_rng_state(payload["torch_rng"])
+    state.history = json.loads(payload["history"])
+    state.best_score, state.best_epoch = payload["best_score"], payload["best_epoch"]
+    state.next_epoch, state.seconds = payload["epoch"] + 1, payload["seconds"]
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -13,9 +13,11 @@ import sys
 import warnings
 
 import ganpso
-from ganpso.cli.classifier import add_classifier_commands, run_evaluate, run_train
-from ganpso.cli.gan import add_gan_commands, run_gan
+from ganpso.cli.classifier import add_classifier_commands, run_train
+from ganpso.cli.evaluation import add_evaluation_commands, run_calibrate, run_evaluate
+from ganpso.cli.gan import add_gan_commands, run_gan_command
 from ganpso.cli.inference import add_inference_commands, run_export, run_predict, run_serve
+from ganpso.cli.parser import Parser
 from ganpso.cli.pipeline import (
     add_pipeline_commands,
     run_compare,
@@ -32,10 +34,13 @@ PrivateTest is evaluated once, for the final report."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganpso", description=DESCRIPTION)
+    parser = Parser(prog="ganpso", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"ganpso {ganpso.__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
     add_classifier_commands(commands)
+    add_evaluation_commands(commands)
     add_inference_commands(commands)
     add_gan_commands(commands)
     add_pipeline_commands(commands)
@@ -52,10 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         handlers = {
             "train": run_train,
             "evaluate": run_evaluate,
+            "calibrate": run_calibrate,
             "predict": run_predict,
             "export": run_export,
             "serve": run_serve,
-            "gan": run_gan,
+            "gan": run_gan_command,
             "run": run_run,
             "search": run_search_command,
             "compare": run_compare,

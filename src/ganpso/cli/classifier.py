@@ -1,4 +1,4 @@
-"""``ganpso train`` and ``ganpso evaluate``: the classifier's commands, and the run record."""
+"""``ganpso train``: a classifier from scratch or fine-tuned, and the run record."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import ganpso
-from ganpso.config import TrainConfig, apply_overrides, read_yaml
-from ganpso.emotions import SPLITS
+from ganpso.classifier.config import TrainConfig
+from ganpso.config import apply_overrides, read_yaml
 from ganpso.errors import ConfigError
 
 
@@ -42,32 +42,47 @@ def add_classifier_commands(commands: Any) -> None:
     train.add_argument("--out", type=Path, help="run folder (default: runs/train-<time>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument(
-        "--dry-run", action="store_true", help="validate config and data, print the config, stop"
+        "--init",
+        metavar="CHECKPOINT",
+        help="fine-tune: start from this .safetensors (or `bundled`), with its model and, unless "
+        f"set, {', '.join(f'{k}={v}' for k, v in FINETUNE_DEFAULTS.items())}; the held-out "
+        "split is scored before and after (finetune.json)",
     )
-
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="evaluate a trained classifier on PublicTest or PrivateTest",
-        description="Evaluate a run folder (its best.safetensors) or a .safetensors file; writes "
-        "metrics-<split>.json (accuracy, precision, recall, F1, G-measure, G-mean, per class, "
-        "bootstrap 95%% intervals) and confusion-<split>.png.",
-    )
-    evaluate.add_argument("model", type=Path, help="run folder or .safetensors checkpoint")
-    evaluate.add_argument("--split", choices=SPLITS[1:], default="PublicTest")
-    evaluate.add_argument("--data", help="dataset (default: the run's config, else the default)")
-    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    evaluate.add_argument("--out", type=Path, help="folder for the report (default: the run's)")
-    evaluate.add_argument("--no-tta", action="store_true", help="centre crop + flip only")
-    evaluate.add_argument(
-        "--force",
+    train.add_argument(
+        "--dry-run",
         action="store_true",
-        help="evaluate PrivateTest again although this run already has a PrivateTest report",
+        help="validate the config, read the data, print its class counts and the config, stop",
     )
-
 
 def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
     extra = ["data.skip_bad_images=true"] if args.skip_bad_images else []
-    return TrainConfig.from_dict(raw_config(args, extra))
+    raw = raw_config(args, extra)
+    if getattr(args, "init", None):
+        raw = with_initial_model(raw, args.init)
+    return TrainConfig.from_dict(raw)
+
+
+# a fine-tuning starts from trained weights: a few epochs at a tenth of the peak learning rate
+FINETUNE_DEFAULTS = {"epochs": 10, "lr": 0.01}
+
+
+def with_initial_model(raw: dict[str, Any], init: str) -> dict[str, Any]:
+    """``raw`` set up to fine-tune ``init``: its model section, and the fine-tuning defaults."""
+    from ganpso.checkpoint import read_header
+    from ganpso.classifier.checkpoint import FORMAT
+    from ganpso.inference.predictor import default_model_path
+
+    path = default_model_path() if init == "bundled" else Path(init)
+    if not path.is_file():
+        raise ConfigError(f"{path}: --init checkpoint not found (a .safetensors or `bundled`)")
+    model = read_header(path, FORMAT).get("model")
+    if not isinstance(model, dict):
+        raise ConfigError(f"{path}: checkpoint header has no model section")
+    asked = raw.get("model") or {}
+    clash = {k: v for k, v in asked.items() if model.get(k, v) != v}
+    if clash:
+        raise ConfigError(f"--init {path}: its model is {model}; --config/--set asks {clash}")
+    return {**FINETUNE_DEFAULTS, **raw, "model": model, "init": str(path)}
 
 
 def raw_config(args: argparse.Namespace, extra: list[str] | None = None) -> dict[str, Any]:
@@ -81,10 +96,13 @@ def raw_config(args: argparse.Namespace, extra: list[str] | None = None) -> dict
 
 
 def run_train(args: argparse.Namespace, command: str) -> int:
-    from ganpso.classifier import fit, load_classifier
-    from ganpso.classifier.evaluation import evaluate_checkpoint, write_report
+    import torch
+
+    from ganpso.classifier import build_model, load_classifier
+    from ganpso.classifier.evaluation import evaluate_checkpoint, write_evaluation
     from ganpso.data import load_dataset
     from ganpso.device import describe_device, resolve_device
+    from ganpso.pipeline.training import train_classifier
 
     out = args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
     if args.resume:
@@ -100,17 +118,19 @@ def run_train(args: argparse.Namespace, command: str) -> int:
     else:
         config = resolve_train_config(args)
     device = resolve_device(config.device)
-    if not Path(config.data.source).expanduser().exists():
-        raise ConfigError(f"{config.data.source}: dataset not found (set --data or data.source)")
+    with torch.device("meta"):  # the model is buildable (a known name), at no memory cost
+        build_model(config.model)
+    started = time.perf_counter()
+    dataset = load_dataset(config.data)  # proves the source readable, for a dry run too
+    print(dataset.summary())
     if args.dry_run:
         print(f"# resolved config (device: {describe_device(device)}, run folder: {out})")
         print(_yaml_text(config.to_dict()), end="")
         return 0
 
-    started = time.perf_counter()
-    dataset = load_dataset(config.data)
-    print(dataset.summary())
-    result = fit(config, dataset, out, resume=args.resume, progress=sys.stderr.isatty())
+    result = train_classifier(
+        config, dataset, out, resume=args.resume, progress=sys.stderr.isatty()
+    )
     checkpoint = load_classifier(out / "best.safetensors", device=device)
     report = evaluate_checkpoint(
         checkpoint,
@@ -122,7 +142,9 @@ def run_train(args: argparse.Namespace, command: str) -> int:
         command=command,
         seed=config.seed,
     )
-    write_report(report, out)
+    write_evaluation(report, out)
+    if config.init:
+        report_fine_tuning(config, dataset, out, command)
     wall = time.perf_counter() - started
     write_run_record(out / "run.json", command, describe_device(device), wall, result.seconds)
     print(
@@ -133,51 +155,35 @@ def run_train(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def run_evaluate(args: argparse.Namespace, command: str) -> int:
-    from ganpso.classifier import load_classifier
-    from ganpso.classifier.evaluation import evaluate_checkpoint, write_report
-    from ganpso.config import DataConfig
-    from ganpso.data import load_dataset
-    from ganpso.device import resolve_device
-    from ganpso.metrics import format_metrics_table
+def report_fine_tuning(config: TrainConfig, dataset: Any, out: Path, command: str) -> None:
+    """The held-out split scored by the starting model and by the fine-tuned one.
 
-    checkpoint_path = args.model / "best.safetensors" if args.model.is_dir() else args.model
-    run_dir = checkpoint_path.parent
-    data = DataConfig()
-    precision, seed = "bf16", 0
-    if (run_dir / "config.yaml").exists():
-        run_config = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml"))
-        data, precision, seed = run_config.data, run_config.precision, run_config.seed
-    if args.data:
-        data.source = args.data
-    out = args.out or run_dir
-    if (
-        args.split == "PrivateTest"
-        and (out / "metrics-PrivateTest.json").exists()
-        and not args.force
-    ):
-        raise ConfigError(
-            f"{out}/metrics-PrivateTest.json: PrivateTest was already evaluated for this model; "
-            "it is touched once, for the final report (pass --force to evaluate it again)"
+    A user's own data has no official split: its seeded test part is held out (never seen by
+    training or the epoch choice). On FER2013 that part is PrivateTest, which stays untouched:
+    PublicTest is scored instead.
+    """
+    from ganpso.inference import EmotionPredictor
+    from ganpso.inference.scoring import score_faces
+    from ganpso.metrics import write_json
+
+    held_out = "PublicTest" if dataset.official_split else "PrivateTest"
+    scores = {}
+    for name, path in (("before", Path(config.init or "")), ("after", out / "best.safetensors")):
+        predictor = EmotionPredictor.from_pretrained(path, tta=config.tta)
+        scores[name] = score_faces(
+            predictor, dataset[held_out], held_out, source=config.data.source, command=command
         )
-    device = resolve_device(args.device)
-    checkpoint = load_classifier(checkpoint_path, device=device)
-    dataset = load_dataset(data)
-    report = evaluate_checkpoint(
-        checkpoint,
-        dataset[args.split],
-        args.split,
-        device=device,
-        tta=not args.no_tta,
-        precision=precision,
-        command=command,
-        seed=seed,
+    from ganpso.cli.evaluation import split_note
+
+    note = split_note(dataset, config.data, held_out)
+    write_json({"held_out": held_out, "split_note": note, **scores}, out / "finetune.json")
+    before, after = scores["before"], scores["after"]
+    print(
+        f"held-out {held_out} ({before['n']} faces; {note}): accuracy "
+        f"{before['accuracy']:.4f} -> {after['accuracy']:.4f}, macro-F1 "
+        f"{before['macro']['f1']:.4f} -> {after['macro']['f1']:.4f} (over "
+        f"{', '.join(after['macro_classes'])}); wrote {out / 'finetune.json'}"
     )
-    out.mkdir(parents=True, exist_ok=True)
-    path = write_report(report, out)
-    print(format_metrics_table(report))
-    print(f"wrote {path}")
-    return 0
 
 
 def write_run_record(

@@ -26,13 +26,28 @@ def add_gan_commands(commands: Any) -> None:
         description="Train on Training. Writes config.yaml, history.jsonl, gan.safetensors, "
         "gan-state.pt, generator.safetensors and samples/ (one row per emotion) into --out.",
     )
-    train.add_argument("--config", type=Path, help="YAML config (e.g. configs/gan.yaml)")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
-    train.add_argument("--data", help="dataset (default: the config's)")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    train.add_argument("--out", type=Path, required=True, help="run folder")
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument(
+        "--config",
+        type=Path,
+        help="YAML config, e.g. configs/gan.yaml (default: GanConfig's defaults)",
+    )
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="override one config key, e.g. --set steps=5000 (repeatable; default: none)",
+    )
+    train.add_argument("--data", help="dataset: FER2013 csv/zip or folder (default: the config's)")
+    train.add_argument("--seed", type=int, help="random seed (default: the config's)")
+    train.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's)")
+    train.add_argument("--out", type=Path, required=True, help="run folder (required)")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in --out, with its config.yaml",
+    )
 
     sample = gan_commands.add_parser(
         "sample",
@@ -41,12 +56,20 @@ def add_gan_commands(commands: Any) -> None:
         "PNG files (default) or one .npz, with a JSON file recording the seed.",
     )
     sample.add_argument("generator", type=Path, help="GAN run folder or generator.safetensors")
-    sample.add_argument("--class", dest="emotion", required=True, choices=EMOTIONS)
-    sample.add_argument("--n", type=int, default=100)
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--format", choices=("png", "npz"), default="png")
-    sample.add_argument("--out", type=Path, required=True)
-    sample.add_argument("--device", default="cpu")
+    sample.add_argument(
+        "--class",
+        dest="emotion",
+        required=True,
+        choices=EMOTIONS,
+        help="emotion to draw (required): " + ", ".join(EMOTIONS),
+    )
+    sample.add_argument("--n", type=int, default=100, help="number of faces")
+    sample.add_argument("--seed", type=int, default=0, help="latent seed: same seed, same faces")
+    sample.add_argument(
+        "--format", choices=("png", "npz"), default="png", help="PNG files or one .npz array"
+    )
+    sample.add_argument("--out", type=Path, required=True, help="output folder (required)")
+    sample.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
 
     standing = gan_commands.add_parser(
         "standing-stats",
@@ -56,8 +79,8 @@ def add_gan_commands(commands: Any) -> None:
         "standing_stats_batches is set: for generators saved before that option.",
     )
     standing.add_argument("generator", type=Path, help="GAN run folder or generator.safetensors")
-    standing.add_argument("--batches", type=int, default=20)
-    standing.add_argument("--seed", type=int, default=0)
+    standing.add_argument("--batches", type=int, default=20, help="batches of 256 fakes")
+    standing.add_argument("--seed", type=int, default=0, help="latent seed of those fakes")
     standing.add_argument("--out", type=Path, help="where to write (default: in place)")
 
     evaluate = gan_commands.add_parser(
@@ -74,9 +97,18 @@ def add_gan_commands(commands: Any) -> None:
         type=Path,
         help="real-data classifier: run folder or .safetensors (default: the bundled model)",
     )
-    evaluate.add_argument("--data", default="../shared/data/fer2013.zip")
-    evaluate.add_argument("--per-class", type=int, default=1000, help="fakes per class")
-    evaluate.add_argument("--cas-epochs", type=int, default=12)
+    evaluate.add_argument(
+        "--data", default="../shared/data/fer2013.zip", help="dataset: FER2013 csv/zip or folder"
+    )
+    evaluate.add_argument(
+        "--per-class",
+        type=int,
+        default=1000,
+        help="fakes per class for FID/KID, near-copies and diversity",
+    )
+    evaluate.add_argument(
+        "--cas-epochs", type=int, default=12, help="epochs of each CAS classifier"
+    )
     evaluate.add_argument(
         "--cas-per-class", type=int, help="fakes per class for CAS (default: Training size / 7)"
     )
@@ -89,11 +121,14 @@ def add_gan_commands(commands: Any) -> None:
         default=5,
         help="draws of fakes over which disgust's FID/KID ratios are averaged",
     )
-    evaluate.add_argument("--out", type=Path, help="folder for gan-metrics.json (default: run)")
-    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument(
+        "--out", type=Path, help="folder for gan-metrics.json (default: the generator's folder)"
+    )
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
-def run_gan(args: argparse.Namespace, command: str) -> int:
+def run_gan_command(args: argparse.Namespace, command: str) -> int:
+    """``ganpso gan GAN_COMMAND``: dispatch to the sub-command's handler."""
     handlers = {
         "train": run_gan_train,
         "sample": run_gan_sample,
@@ -104,10 +139,10 @@ def run_gan(args: argparse.Namespace, command: str) -> int:
 
 
 def run_gan_train(args: argparse.Namespace, command: str) -> int:
-    from ganpso.config import GanConfig
     from ganpso.data import load_dataset
     from ganpso.device import describe_device
     from ganpso.gan import GanTrainer
+    from ganpso.gan.config import GanConfig
     from ganpso.gan.trainer import resume_config
 
     config = resume_config(args.out) if args.resume else GanConfig.from_dict(raw_config(args))
@@ -159,9 +194,9 @@ def run_gan_standing_stats(args: argparse.Namespace, command: str) -> int:
 
 
 def run_gan_evaluate(args: argparse.Namespace, command: str) -> int:
+    from ganpso.gan.evaluation import evaluate_generator
     from ganpso.inference import default_model_path
     from ganpso.metrics import write_json
-    from ganpso.metrics.gan import evaluate_generator
 
     out = args.out or (args.generator if args.generator.is_dir() else args.generator.parent)
     report = evaluate_generator(

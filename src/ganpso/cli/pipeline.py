@@ -7,17 +7,165 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ganpso.classifier.config import TrainConfig
 from ganpso.cli.classifier import raw_config
 from ganpso.config import apply_overrides, read_yaml
 from ganpso.errors import ConfigError
+from ganpso.pipeline.compare import METHODS, compare
+from ganpso.pipeline.config import RunConfig, SearchConfig
+from ganpso.pipeline.folders import BEST_CONFIG_FILE, write_best_config
+from ganpso.pipeline.run import ON_REQUEST, STAGE_NAMES, run_pipeline
+from ganpso.pipeline.search import search_pipeline
+from ganpso.report import write_report
 
 PROFILES = ("smoke", "default", "gpu")
+REPORT_STEP = "report"  # after the stages: built from the run folder
+RUN_STEPS = (*STAGE_NAMES, REPORT_STEP)
+OVERRIDE_HELP = "override a config value, e.g. --set {example} (repeatable; default: none)"
 
 
 def add_pipeline_commands(commands: Any) -> None:
     add_run_command(commands)
     add_search_command(commands)
     add_compare_command(commands)
+    add_report_command(commands)
+
+
+def add_run_command(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="the whole method: classifier, GAN, PSO search, final training, test, report",
+        description="Run GAN-PSO end to end, one stage after another: "
+        + ", ".join(RUN_STEPS)
+        + ". Each stage's output is kept in --out; a rerun resumes at the first unfinished "
+        f"stage. {', '.join(ON_REQUEST)} runs only when asked for (--with, or `ganpso compare`). "
+        "Profiles: smoke (minutes, a small subset), default (the real result on a 2-core CPU), "
+        "gpu (longer GAN and search).",
+    )
+    run.add_argument("--profile", choices=PROFILES, help="built-in profile (default: default)")
+    run.add_argument(
+        "--config", type=Path, help="YAML run config instead of a profile (default: the profile)"
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=OVERRIDE_HELP.format(example="search.iterations=2"),
+    )
+    run.add_argument("--data", help="dataset (default: the profile's)")
+    run.add_argument("--seed", type=int, help="seed of every stage (default: the profile's)")
+    run.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the profile's)")
+    run.add_argument("--out", type=Path, required=True, help="run folder (required)")
+    run.add_argument(
+        "--stop-after",
+        choices=RUN_STEPS,
+        metavar="STAGE",
+        help=f"stop after STAGE, one of {', '.join(RUN_STEPS)} (default: every stage but those "
+        "on request, then the report)",
+    )
+    run.add_argument(
+        "--with",
+        dest="extra_stages",
+        action="append",
+        choices=ON_REQUEST,
+        default=[],
+        metavar="STAGE",
+        help=f"also run STAGE, which runs only on request: {', '.join(ON_REQUEST)}, the search "
+        "without GAN images that `ganpso compare` needs for its pso_no_gan row (default: none)",
+    )
+
+
+def add_search_command(commands: Any) -> None:
+    search = commands.add_parser(
+        "search",
+        help="PSO (or random / TPE) over the pipeline's settings; fitness = PublicTest macro-F1",
+        description="Search synthetic-image counts, their filter and weight, and classifier "
+        "hyper-parameters. Writes evaluations.jsonl, history.json, convergence.png and "
+        f"{BEST_CONFIG_FILE} (a config for `ganpso train`) into --out; a rerun resumes.",
+    )
+    search.add_argument(
+        "--config",
+        type=Path,
+        help="YAML search config, e.g. configs/search.yaml (default: built-in defaults)",
+    )
+    search.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=OVERRIDE_HELP.format(example="iterations=2"),
+    )
+    search.add_argument(
+        "--train-config", type=Path, help="base classifier config (YAML) (default: built-in)"
+    )
+    search.add_argument(
+        "--trunk",
+        type=Path,
+        required=True,
+        help="real-data classifier (.safetensors); with --generator it filters the fakes "
+        "(required)",
+    )
+    search.add_argument(
+        "--generator",
+        type=Path,
+        help="GAN run folder or generator.safetensors (default: the train config's)",
+    )
+    search.add_argument("--data", help="dataset (default: the train config's)")
+    optimizers, executors = ("pso", "random", "tpe"), ("sequential", "process", "ray")
+    search.add_argument(
+        "--optimizer", choices=optimizers, help="search algorithm (default: the config's)"
+    )
+    search.add_argument(
+        "--executor", choices=executors, help="where evaluations run (default: the config's)"
+    )
+    search.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
+    search.add_argument(
+        "--workers", type=int, help="evaluations in parallel (default: the config's)"
+    )
+    search.add_argument(
+        "--threads-per-worker",
+        type=int,
+        help="torch threads per evaluation (default: the config's)",
+    )
+    search.add_argument("--seed", type=int, help="the search's seed (default: the config's)")
+    search.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the train config's)")
+    search.add_argument("--out", type=Path, required=True, help="search folder (required)")
+
+
+def add_compare_command(commands: Any) -> None:
+    compare_parser = commands.add_parser(
+        "compare",
+        help="GAN-PSO against existing algorithms, same protocol, budget and seeds",
+        description="Train and test every (method, seed) cell with the run's recipe; finished "
+        "cells are kept, so an interrupted comparison continues; then write the run's report. "
+        "pso_no_gan runs (or resumes) the run's search-nogan stage first. Methods: "
+        + ", ".join(f"{k} ({m.title})" for k, m in METHODS.items()),
+    )
+    compare_parser.add_argument(
+        "--run", type=Path, required=True, help="run folder of `ganpso run` (required)"
+    )
+    compare_parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        metavar="METHOD",
+        help="methods to run, in this order (default: all of them)",
+    )
+    compare_parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0, 1, 2],
+        metavar="SEED",
+        help="seeds of the seeded methods (default: 0 1 2)",
+    )
+    compare_parser.add_argument("--out", type=Path, help="cells folder (default: RUN/compare)")
+
+
+def add_report_command(commands: Any) -> None:
     report = commands.add_parser(
         "report",
         help="write the Markdown and HTML report of a run",
@@ -29,87 +177,30 @@ def add_pipeline_commands(commands: Any) -> None:
     report.add_argument("--compare", type=Path, help="comparison cells (default: RUN/compare)")
 
 
-def add_run_command(commands: Any) -> None:
-    run = commands.add_parser(
-        "run",
-        help="the whole method: classifier, GAN, PSO search, final training, test, report",
-        description="Run GAN-PSO end to end. Each stage's output is kept in --out; a rerun "
-        "resumes at the first unfinished stage. Profiles: smoke (minutes, a small subset), "
-        "default (the real result on a 2-core CPU), gpu (longer GAN and search).",
-    )
-    run.add_argument("--profile", choices=PROFILES, help="built-in profile (default: default)")
-    run.add_argument("--config", type=Path, help="YAML run config instead of a profile")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
-    run.add_argument("--data", help="dataset (default: the profile's)")
-    run.add_argument("--seed", type=int)
-    run.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--out", type=Path, required=True, help="run folder")
-    run.add_argument("--stop-after", metavar="STAGE", help="stop after this stage")
-
-
-def add_search_command(commands: Any) -> None:
-    search = commands.add_parser(
-        "search",
-        help="PSO (or random / TPE) over the pipeline's settings; fitness = PublicTest macro-F1",
-        description="Search synthetic-image counts, their filter and weight, and classifier "
-        "hyper-parameters. Writes evaluations.jsonl, history.json, convergence.png and "
-        "best-config.yaml (a config for `ganpso train`) into --out; a rerun resumes.",
-    )
-    search.add_argument("--config", type=Path, help="YAML search config (configs/search.yaml)")
-    search.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
-    search.add_argument("--train-config", type=Path, help="base classifier config (YAML)")
-    search.add_argument("--trunk", type=Path, required=True, help="real-data classifier")
-    search.add_argument("--generator", type=Path, help="GAN run folder or generator.safetensors")
-    search.add_argument("--data", help="dataset (default: the train config's)")
-    search.add_argument("--optimizer", choices=("pso", "random", "tpe"))
-    search.add_argument("--executor", choices=("sequential", "process", "ray"))
-    search.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
-    search.add_argument("--workers", type=int, help="evaluations in parallel")
-    search.add_argument("--threads-per-worker", type=int, help="torch threads per evaluation")
-    search.add_argument("--seed", type=int)
-    search.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    search.add_argument("--out", type=Path, required=True, help="search folder")
-
-
-def add_compare_command(commands: Any) -> None:
-    from ganpso.pipeline.compare import METHODS
-
-    compare = commands.add_parser(
-        "compare",
-        help="GAN-PSO against existing algorithms, same protocol, budget and seeds",
-        description="Train and test every (method, seed) cell with the run's recipe; finished "
-        "cells are kept, so an interrupted comparison continues. Methods: "
-        + ", ".join(f"{k} ({m.title})" for k, m in METHODS.items()),
-    )
-    compare.add_argument("--run", type=Path, required=True, help="run folder of `ganpso run`")
-    compare.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD")
-    compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    compare.add_argument("--out", type=Path, help="cells folder (default: RUN/compare)")
-
-
 def profile_path(name: str) -> Path:
     return Path(str(resources.files("ganpso") / "profiles" / f"{name}.yaml"))
 
 
 def run_run(args: argparse.Namespace, command: str) -> int:
-    from ganpso.config import RunConfig
-    from ganpso.pipeline.run import run_pipeline
-
     if args.config and args.profile:
         raise ConfigError("give --profile or --config, not both")
     args.config = args.config or profile_path(args.profile or "default")
     config = RunConfig.from_dict(raw_config(args))
     if not Path(config.data.source).expanduser().exists():
         raise ConfigError(f"{config.data.source}: dataset not found (set --data or data.source)")
-    ran = run_pipeline(config, args.out, command=command, stop_after=args.stop_after)
+    stop_after = None if args.stop_after == REPORT_STEP else args.stop_after
+    ran = run_pipeline(
+        config, args.out, command=command, stop_after=stop_after, extra=args.extra_stages
+    )
+    if stop_after is None:
+        markdown, html = write_report(args.out)
+        print(f"[{REPORT_STEP}] {markdown} and {html}")
+        ran.append(REPORT_STEP)
     print(f"stages run now: {', '.join(ran) or 'none'}; run folder {args.out}")
     return 0
 
 
 def run_search_command(args: argparse.Namespace, command: str) -> int:
-    from ganpso.config import SearchConfig, TrainConfig, write_yaml
-    from ganpso.pipeline.search import search_pipeline
-
     raw = read_yaml(args.config) if args.config else {}
     flags = {
         "optimizer": args.optimizer,
@@ -123,6 +214,8 @@ def run_search_command(args: argparse.Namespace, command: str) -> int:
     search = SearchConfig.from_dict(apply_overrides(raw, args.overrides))
     base_raw = read_yaml(args.train_config) if args.train_config else {}
     base = TrainConfig.from_dict(base_raw)
+    if not args.trunk.exists():
+        raise ConfigError(f"{args.trunk}: --trunk (the real-data classifier) not found")
     if args.data:
         base.data.source = args.data
     if args.device:
@@ -133,19 +226,16 @@ def run_search_command(args: argparse.Namespace, command: str) -> int:
             generator / "generator.safetensors" if generator.is_dir() else generator
         )
         base.synthetic.filter_classifier = str(args.trunk)
-    best = search_pipeline(search, base=base, trunk=args.trunk, out=args.out)
-    write_yaml(best.to_dict(), args.out / "best-config.yaml")
+    best = search_pipeline(search, base=base, out=args.out)
+    write_best_config(best, args.out)
     print(
         f"best settings: {args.out}/best.yaml; train with: ganpso train --config "
-        f"{args.out}/best-config.yaml"
+        f"{args.out}/{BEST_CONFIG_FILE}"
     )
     return 0
 
 
 def run_compare(args: argparse.Namespace, command: str) -> int:
-    from ganpso.pipeline.compare import compare
-    from ganpso.report import write_report
-
     out = args.out or args.run / "compare"
     cells = compare(args.run, args.methods, args.seeds, out)
     print(f"{len(cells)} cells in {out}")
@@ -155,8 +245,6 @@ def run_compare(args: argparse.Namespace, command: str) -> int:
 
 
 def run_report(args: argparse.Namespace, command: str) -> int:
-    from ganpso.report import write_report
-
     markdown, html = write_report(args.run, args.out, compare_dir=args.compare)
     print(f"wrote {markdown} and {html}")
     return 0

@@ -1,7 +1,7 @@
 """FER2013 and other face datasets -> uint8 arrays ``(N, 48, 48)`` with labels and splits.
 
 Example:
-    >>> from ganpso.config import DataConfig
+    >>> from ganpso.data.config import DataConfig
     >>> dataset = load_dataset(DataConfig(source="../shared/data/fer2013.zip"))  # doctest: +SKIP
     >>> dataset["Training"].images.shape
     (28709, 48, 48)

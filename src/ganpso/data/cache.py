@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ganpso.config import DataConfig
+from ganpso.data.config import DataConfig
 from ganpso.data.dataset import FerDataset, Split
 from ganpso.emotions import SPLITS
 
-LOADER_VERSION = "ganpso-data/1"
+LOADER_VERSION = "ganpso-data/2"
 
 
 def cache_key(path: Path, config: DataConfig) -> str:
@@ -29,6 +29,8 @@ def cache_key(path: Path, config: DataConfig) -> str:
         "source": str(path.resolve()),
         "skip_bad_images": config.skip_bad_images,
         "unknown_classes": config.unknown_classes,
+        "class_map": {k.lower(): v for k, v in sorted(config.class_map.items())},
+        "ignore_classes": sorted(c.lower() for c in config.ignore_classes),
         "split_seed": config.split_seed,
         "val_fraction": config.val_fraction,
         "test_fraction": config.test_fraction,
@@ -56,7 +58,12 @@ def read_cache(path: Path) -> FerDataset | None:
             meta = json.loads(str(archive["meta"]))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
         return None
-    return FerDataset(splits=splits, source=meta["source"], skipped=tuple(meta["skipped"]))
+    return FerDataset(
+        splits=splits,
+        source=meta["source"],
+        skipped=tuple(meta["skipped"]),
+        official_split=bool(meta.get("official_split", True)),
+    )
 
 
 def write_cache(path: Path, dataset: FerDataset) -> None:
@@ -65,7 +72,13 @@ def write_cache(path: Path, dataset: FerDataset) -> None:
         arrays[f"{name}/images"] = split.images
         arrays[f"{name}/labels"] = split.labels
     arrays["meta"] = np.array(
-        json.dumps({"source": dataset.source, "skipped": list(dataset.skipped)})
+        json.dumps(
+            {
+                "source": dataset.source,
+                "skipped": list(dataset.skipped),
+                "official_split": dataset.official_split,
+            }
+        )
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,11 +35,26 @@ class FerDataset:
     splits: dict[str, Split]
     source: str
     skipped: tuple[str, ...] = field(default=())
+    # False for sources without an official split: a seeded stratified one stands in
+    official_split: bool = True
 
     def __getitem__(self, name: str) -> Split:
         if name not in self.splits:
             raise KeyError(f"unknown split {name!r}; valid splits: {list(self.splits)}")
         return self.splits[name]
+
+    def with_split(self, name: str, split: Split) -> FerDataset:
+        """A copy with ``name`` replaced (e.g. Training plus GAN faces); the others are shared."""
+        return FerDataset(
+            {**self.splits, name: split}, self.source, self.skipped, self.official_split
+        )
+
+    def whole(self) -> Split:
+        """Every image of every split together (a user's own folder, scored as one set)."""
+        parts = list(self.splits.values())
+        return Split(
+            np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts])
+        )
 
     def summary(self) -> str:
         """Per-class counts per split as a small text table."""

@@ -56,7 +56,7 @@ def load_fer_csv(
     for split in SPLITS:
         chosen = [i for i, usage in enumerate(usages) if usage == split]
         splits[split] = stack_split([images[i] for i in chosen], [labels[i] for i in chosen])
-    return FerDataset(splits=splits, source=str(path))
+    return FerDataset(splits=splits, source=str(path), official_split=usage_at is not None)
 
 
 def parse_row(
@@ -72,9 +72,16 @@ def parse_row(
         raise DataError(f"emotion {row[emotion_at]!r} is not a number (expected 0..6)") from None
     if not 0 <= label < len(EMOTIONS):
         raise DataError(f"unknown emotion label {label} (expected 0..6)")
-    values = np.fromstring(row[pixels_at], dtype=np.int64, sep=" ")
-    if values.size != PIXELS or len(row[pixels_at].split()) != PIXELS:
-        raise DataError(f"expected {PIXELS} pixel values, got {len(row[pixels_at].split())}")
+    tokens = row[pixels_at].split()
+    if len(tokens) != PIXELS:
+        raise DataError(f"expected {PIXELS} pixel values, got {len(tokens)}")
+    try:
+        values = np.fromstring(row[pixels_at], dtype=np.int64, sep=" ")
+    except ValueError:
+        values = np.zeros(0, np.int64)
+    if values.size != PIXELS:
+        bad = next((t for t in tokens if not t.lstrip("+-").isdigit()), tokens[0])
+        raise DataError(f"pixel value {bad[:20]!r} is not an integer")
     if values.min() < 0 or values.max() > 255:
         raise DataError("pixel values must lie in 0..255")
     usage = row[usage_at].strip() if usage_at is not None else ""

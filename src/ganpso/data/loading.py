@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ganpso.config import DataConfig
 from ganpso.data.cache import cache_key, cache_path, read_cache, write_cache
+from ganpso.data.config import DataConfig
 from ganpso.data.dataset import FerDataset, Split
 from ganpso.data.fer_csv import load_fer_csv
 from ganpso.data.folders import load_class_folders
@@ -21,11 +21,11 @@ from ganpso.errors import DataError
 def load_dataset(config: DataConfig) -> FerDataset:
     """Load ``config.source``: a FER2013 zip or folder, ``fer2013.csv``, or class folders.
 
-    Decoded arrays are cached under ``config.cache_dir`` (None disables the cache).
+    Decoded arrays are cached under ``config.cache_dir`` (None disables the cache). A relative
+    source is read from the working directory, or else from the project checkout the package
+    runs from (see ``locate_source``).
     """
-    path = Path(config.source).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such file or directory")
+    path = locate_source(config.source)
     cached = cache_path(config.cache_dir, cache_key(path, config)) if config.cache_dir else None
     dataset = read_cache(cached) if cached else None
     if dataset is None:
@@ -40,6 +40,27 @@ def load_dataset(config: DataConfig) -> FerDataset:
     if config.limit_per_class is not None:
         dataset = limit_per_class(dataset, config.limit_per_class)
     return dataset
+
+
+def locate_source(source: str) -> Path:
+    """The file or folder to read for ``source``.
+
+    A relative path is tried from the working directory first and then from the checkout of an
+    editable install (the folder holding ``pyproject.toml`` above ``src/ganpso``), so that the
+    built-in profiles' ``../shared/data/fer2013.zip`` is found from any working directory.
+    """
+    path = Path(source).expanduser()
+    if path.exists() or path.is_absolute():
+        if not path.exists():
+            raise DataError(f"{path}: no such file or directory")
+        return path
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "pyproject.toml").is_file() and (checkout / path).exists():
+        return (checkout / path).resolve()
+    raise DataError(
+        f"{path}: no such file or directory (relative to {Path.cwd()}); "
+        "give the dataset with --data PATH or --set data.source=PATH"
+    )
 
 
 def read_source(path: Path, config: DataConfig) -> FerDataset:
@@ -59,9 +80,7 @@ def read_source(path: Path, config: DataConfig) -> FerDataset:
             if is_kaggle_layout(tree):
                 dataset = load_kaggle(tree, on_bad_image)
             else:
-                dataset = load_class_folders(
-                    tree, on_bad_image, config.unknown_classes, *split_options
-                )
+                dataset = load_class_folders(tree, on_bad_image, config, *split_options)
         finally:
             tree.close()
     else:

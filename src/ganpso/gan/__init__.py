@@ -1,4 +1,5 @@
-"""Class-conditional GAN for 48x48 faces: networks, augmentation, loss, trainer, sampling."""
+"""Class-conditional GAN for 48x48 faces: networks, augmentation, loss, trainer, sampling and
+its evaluation (``evaluation``: FID/KID, CAS, memorisation; imported on its own, not here)."""
 
 from ganpso.gan.checkpoint import load_discriminator, load_generator
 from ganpso.gan.networks import Discriminator, Generator

@@ -5,9 +5,7 @@ contrast, translation and cutout, each applied with probability ``p``. The ops a
 differentiable, so the generator's gradient flows through them and it is not taught to produce
 augmented-looking faces. ``AdaptiveStrength`` moves ``p`` so that the discriminator's sign on real
 images, ``r_t = E[sign(D(real))]``, stays near a target (0.6 in Karras et al. 2020): a
-discriminator that grows too sure of the training images gets stronger augmentation. Per class
-(``classes > 1``), each class has its own ``p`` and ``r_t``: disgust's 436 faces are memorised
-long before happy's 7,215, and one shared ``p`` follows the large classes.
+discriminator that grows too sure of the training images gets stronger augmentation.
 """
 
 from __future__ import annotations
@@ -15,16 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-Probability = float | torch.Tensor  # one p for the batch, or one per image (B,)
 
-
-def augment(images: torch.Tensor, p: Probability, generator: torch.Generator) -> torch.Tensor:
+def augment(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     """Augment ``(B, 1, H, W)`` images in ``[-1, 1]``; each op hits each image with prob. ``p``."""
-    if isinstance(p, torch.Tensor):
-        if not (p > 0).any():
-            return images
-        p = p.view(-1, 1, 1, 1)
-    elif p <= 0:
+    if p <= 0:
         return images
     images = brightness(images, p, generator)
     images = contrast(images, p, generator)
@@ -32,7 +24,7 @@ def augment(images: torch.Tensor, p: Probability, generator: torch.Generator) ->
     return cutout(images, p, generator)
 
 
-def _chosen(images: torch.Tensor, p: Probability, generator: torch.Generator) -> torch.Tensor:
+def _chosen(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     rand = torch.rand(images.shape[0], 1, 1, 1, generator=generator, device=generator.device)
     return (rand < p).to(images.device, images.dtype)
 
@@ -42,19 +34,19 @@ def _uniform(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return rand.to(images.device, images.dtype)
 
 
-def brightness(images: torch.Tensor, p: Probability, generator: torch.Generator) -> torch.Tensor:
+def brightness(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     shift = (_uniform(images, generator) - 0.5) * _chosen(images, p, generator)  # +-0.5
     return images + shift
 
 
-def contrast(images: torch.Tensor, p: Probability, generator: torch.Generator) -> torch.Tensor:
+def contrast(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     factor = 1 + (_uniform(images, generator) - 0.5) * _chosen(images, p, generator)  # 0.5..1.5
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
     return (images - mean) * factor + mean
 
 
 def translate(
-    images: torch.Tensor, p: Probability, generator: torch.Generator, ratio: float = 0.125
+    images: torch.Tensor, p: float, generator: torch.Generator, ratio: float = 0.125
 ) -> torch.Tensor:
     """Shift by up to ``ratio`` of the side, filling with zeros (grey), as DiffAugment does."""
     batch, _, height, width = images.shape
@@ -74,7 +66,7 @@ def translate(
 
 
 def cutout(
-    images: torch.Tensor, p: Probability, generator: torch.Generator, ratio: float = 0.5
+    images: torch.Tensor, p: float, generator: torch.Generator, ratio: float = 0.5
 ) -> torch.Tensor:
     """Zero a random square of ``ratio`` x side in the chosen images."""
     batch, _, height, width = images.shape
@@ -96,12 +88,14 @@ def cutout(
 
 
 class AdaptiveStrength:
-    """ADA's controller: every ``interval`` calls, ``p += sign(r_t - target) * n / speed_images``.
+    """ADA's controller: every ``interval`` calls, ``p += sign(r_t - target) * n / speed_images``,
+    with ``n`` the real images that the interval saw and ``p`` kept in ``[0, p_max]``.
 
-    ``n`` counts the real images the interval saw; per class, each class's own (a class absent
-    from the interval keeps its ``p``), or with ``class_clock="all_images"`` all of them, so that
-    every class's ``p`` can move as fast as a shared one (on FER2013 disgust's ``p`` reached 0.28
-    after 45 minutes either way). With ``classes == 1`` it is ADA's one shared ``p``.
+    Example:
+        >>> strength = AdaptiveStrength(target=0.6, interval=1, speed_images=100)
+        >>> strength.update(torch.ones(10))  # D calls every real face real: r_t = 1 > 0.6
+        >>> strength.p
+        0.1
     """
 
     def __init__(
@@ -111,53 +105,27 @@ class AdaptiveStrength:
         speed_images: int = 100_000,
         p: float = 0.0,
         p_max: float = 0.8,
-        classes: int = 1,
-        class_clock: str = "own_images",
     ) -> None:
         self.target, self.interval, self.speed_images = target, interval, speed_images
-        self.p_max, self.class_clock = p_max, class_clock
-        self.probs = torch.full((classes,), float(p), dtype=torch.float64)
-        self._sign_sum = torch.zeros(classes, dtype=torch.float64)
-        self._count = torch.zeros(classes, dtype=torch.float64)
+        self.p, self.p_max = float(p), p_max
+        self._sign_sum = 0.0
+        self._count = 0
         self._calls = 0
 
-    @property
-    def p(self) -> float:
-        """The strength (the mean over classes when per class)."""
-        return float(self.probs.mean())
-
-    def for_labels(self, labels: torch.Tensor) -> Probability:
-        """``p`` for a batch: one number, or each image's class's ``(B,)``."""
-        if len(self.probs) == 1:
-            return float(self.probs[0])
-        return self.probs[labels.cpu()].float().to(labels.device)
-
-    def update(self, real_scores: torch.Tensor, labels: torch.Tensor | None = None) -> None:
-        signs = real_scores.detach().float().sign().cpu().double()
-        groups = torch.zeros(len(signs), dtype=torch.long)
-        if len(self.probs) > 1 and labels is not None:
-            groups = labels.cpu()
-        self._sign_sum += torch.bincount(groups, signs, minlength=len(self.probs))
-        self._count += torch.bincount(groups, minlength=len(self.probs)).double()
+    def update(self, real_scores: torch.Tensor) -> None:
+        """Count the signs of D's scores ``(B,)`` on real images; move ``p`` every interval."""
+        self._sign_sum += float(real_scores.detach().float().sign().sum())
+        self._count += len(real_scores)
         self._calls += 1
         if self._calls >= self.interval:
-            seen = self._count > 0
-            r_t = self._sign_sum[seen] / self._count[seen]
-            direction = torch.where(r_t > self.target, 1.0, -1.0)
-            images = self._count[seen] if self.class_clock == "own_images" else self._count.sum()
-            step = direction * images / self.speed_images
-            self.probs[seen] = (self.probs[seen] + step).clamp(0.0, self.p_max)
-            self._sign_sum.zero_()
-            self._count.zero_()
-            self._calls = 0
+            r_t = self._sign_sum / self._count
+            direction = 1.0 if r_t > self.target else -1.0
+            step = direction * self._count / self.speed_images
+            self.p = min(max(self.p + step, 0.0), self.p_max)
+            self._sign_sum, self._count, self._calls = 0.0, 0, 0
 
-    def state_dict(self) -> dict[str, float | list[float]]:
-        values = self.probs.tolist()
-        return {"p": values[0] if len(values) == 1 else values}
+    def state_dict(self) -> dict[str, float]:
+        return {"p": self.p}
 
-    def load_state_dict(self, state: dict[str, float | list[float]]) -> None:
-        values = state["p"]
-        values = [values] * len(self.probs) if isinstance(values, float | int) else values
-        if len(values) != len(self.probs):
-            raise ValueError(f"augmentation state has {len(values)} classes, not {len(self.probs)}")
-        self.probs = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.p = float(state["p"])

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-import ganpso
-from ganpso.classifier.checkpoint import METADATA_KEY, atomic_write, read_header
-from ganpso.config import GanConfig
+from ganpso.checkpoint import check_shapes, read_header, write_checkpoint
+from ganpso.config import build_config
 from ganpso.emotions import EMOTIONS
-from ganpso.errors import CheckpointError
+from ganpso.errors import CheckpointError, ConfigError
+from ganpso.gan.config import GanConfig
 from ganpso.gan.networks import Discriminator, Generator, standing_statistics
 
 GAN_FORMAT = "ganpso-gan/1"
@@ -32,10 +31,7 @@ def save_gan_weights(
     path: Path, G: nn.Module, G_ema: nn.Module, D: nn.Module, header: dict[str, Any]
 ) -> None:
     tensors = {**_tensors("G", G), **_tensors("G_ema", G_ema), **_tensors("D", D)}
-    meta = {"format": GAN_FORMAT, "version": ganpso.__version__, **header}
-    atomic_write(
-        path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
-    )
+    write_checkpoint(path, tensors, GAN_FORMAT, header)
 
 
 def load_gan_weights(path: Path, G: nn.Module, G_ema: nn.Module, D: nn.Module) -> int:
@@ -58,8 +54,6 @@ def save_generator(
         G_ema = copy.deepcopy(G_ema)
         standing_statistics(G_ema, standing_batches, seed=config.seed)
     header = {
-        "format": GENERATOR_FORMAT,
-        "version": ganpso.__version__,
         "z_dim": config.z_dim,
         "width": config.g_width,
         "classes": list(EMOTIONS),
@@ -72,10 +66,7 @@ def save_generator(
 
 
 def write_generator(path: Path, generator: Generator, header: dict[str, Any]) -> None:
-    tensors = _tensors("G", generator)
-    atomic_write(
-        path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(header)})
-    )
+    write_checkpoint(path, _tensors("G", generator), GENERATOR_FORMAT, header)
 
 
 def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
@@ -86,9 +77,16 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[Gene
         raise CheckpointError(f"{path}: generator checkpoint not found")
     header = read_header(path, GENERATOR_FORMAT)
     try:
-        generator = Generator(int(header["z_dim"]), int(header["width"]), len(header["classes"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: generator header incomplete ({exc})") from None
+        shape = build_config(
+            GanConfig, {"z_dim": header["z_dim"], "g_width": header["width"]}, "generator"
+        )
+        if len(header["classes"]) != len(EMOTIONS):
+            raise ConfigError(f"classes: {len(header['classes'])}, expected {len(EMOTIONS)}")
+        with torch.device("meta"):  # shapes only: no memory until they match the file
+            check_shapes(path, Generator(shape.z_dim, shape.g_width, len(EMOTIONS)), "G.")
+        generator = Generator(shape.z_dim, shape.g_width, len(EMOTIONS))
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: generator header incomplete or invalid ({exc})") from None
     state = {k[2:]: v for k, v in _load(path).items() if k.startswith("G.")}
     _load_into(generator, state, path)
     return generator.to(device).eval(), header
@@ -99,11 +97,13 @@ def load_discriminator(path: Path, device: str | torch.device = "cpu") -> Discri
     header = read_header(path, GAN_FORMAT)
     config = header.get("config") or {}
     try:
-        discriminator = Discriminator(
-            int(config["d_width"]), len(EMOTIONS), bool(config["d_spectral_norm"])
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: GAN header incomplete ({exc})") from None
+        width = build_config(GanConfig, {"d_width": config["d_width"]}, "gan").d_width
+        spectral = bool(config["d_spectral_norm"])
+        with torch.device("meta"):
+            check_shapes(path, Discriminator(width, len(EMOTIONS), spectral), "D.")
+        discriminator = Discriminator(width, len(EMOTIONS), spectral)
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: GAN header incomplete or invalid ({exc})") from None
     state = {k[2:]: v for k, v in _load(path).items() if k.startswith("D.")}
     _load_into(discriminator, state, path)
     return discriminator.to(device).eval()

@@ -4,11 +4,7 @@ L_D = E[relu(1 - D(aug(x), y))] + E[relu(1 + D(aug(G(z, y)), y))] + a * CE(C(aug
 L_G = -E[D(aug(G(z, y)), y)] + a * CE(C(aug(G(z, y))), y)
 
 ``C`` is D's auxiliary class head and ``a`` the ``ac_weight``. The head learns from real images
-only, so it cannot learn to label G's mistakes. With ``lecam_weight`` l > 0, D's loss gains
-LeCam's regulariser (Tseng et al. 2021, made for GANs on little data),
-l * (E[(D(aug(x)) - a_F)^2] + E[(D(aug(G(z))) - a_R)^2]), where a_R and a_F are moving averages
-of D's scores on real and fake images: it keeps D from pushing the faces it has learnt by heart
-far from the fakes' scores.
+only, so it cannot learn to label G's mistakes.
 """
 
 from __future__ import annotations
@@ -39,19 +35,15 @@ class HingeLoss:
         precision: str,
         aug_generator: torch.Generator,
         ac_weight: float = 0.0,
-        lecam_weight: float = 0.0,
-        lecam_decay: float = 0.99,
     ) -> None:
         self.G, self.D, self.strength = generator, discriminator, strength
         self.device, self.precision, self.aug_generator = device, precision, aug_generator
         self.ac_weight = ac_weight
-        self.lecam_weight, self.lecam_decay = lecam_weight, lecam_decay
-        self.anchors = {"real": 0.0, "fake": 0.0}  # LeCam's moving averages of D's scores
 
     def run_D(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        images = augment(images, self.strength.for_labels(labels), self.aug_generator)
+        images = augment(images, self.strength.p, self.aug_generator)
         with autocast(self.device, self.precision):
             scores, logits = self.D.scores_and_logits(images, labels)
         return scores.float(), logits.float()
@@ -70,18 +62,7 @@ class HingeLoss:
         real_scores, fake_scores = scores.split(len(labels))
         loss = F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
         loss = loss + self.class_loss(logits[: len(labels)], labels)
-        if self.lecam_weight:
-            loss = loss + self.lecam_weight * self.lecam(real_scores, fake_scores)
         return PhaseResult(loss, real_scores.detach())
-
-    def lecam(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-        penalty = (real_scores - self.anchors["fake"]).square().mean()
-        penalty = penalty + (fake_scores - self.anchors["real"]).square().mean()
-        decay = self.lecam_decay
-        for name, scores in (("real", real_scores), ("fake", fake_scores)):
-            mean = float(scores.detach().mean())
-            self.anchors[name] = decay * self.anchors[name] + (1 - decay) * mean
-        return penalty
 
     def generator_phase(self, labels: torch.Tensor, z: torch.Tensor) -> PhaseResult:
         with autocast(self.device, self.precision):

@@ -23,15 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganpso.classifier.checkpoint import atomic_write
-from ganpso.config import GanConfig, read_yaml, write_yaml
+from ganpso.checkpoint import load_state_file
+from ganpso.config import read_yaml, validate, write_yaml
 from ganpso.data import Split
 from ganpso.device import describe_device, resolve_device
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import CheckpointError, ConfigError, GanpsoError
-from ganpso.files import read_jsonl, write_json_atomic
+from ganpso.files import atomic_write, read_jsonl, write_json_atomic
 from ganpso.gan.augment import AdaptiveStrength
 from ganpso.gan.checkpoint import load_gan_weights, save_gan_weights, save_generator
+from ganpso.gan.config import GanConfig
 from ganpso.gan.loss import HingeLoss
 from ganpso.gan.networks import Discriminator, Generator
 from ganpso.gan.sample import from_uint8, save_grid
@@ -45,12 +46,13 @@ class DivergenceError(GanpsoError):
 
 class GanTrainer:
     def __init__(self, config: GanConfig, out: Path, log: Callable[[str], None] = print) -> None:
+        validate(config)  # a config built in Python gets the checks a YAML one gets
         self.config, self.out, self.log = config, out, log
         self.device = resolve_device(config.device)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         # Hinge-loss gradients of a saturated D underflow into denormal floats, which x86 CPUs
-        # process ~50x slower: measured 7x slower GAN steps without this (process-wide setting).
+        # process far slower than normal ones (a process-wide setting).
         torch.set_flush_denormal(True)
         torch.manual_seed(config.seed)
         self.G = Generator(config.z_dim, config.g_width).to(self.device)
@@ -65,8 +67,6 @@ class GanTrainer:
             config.ada_target,
             speed_images=config.ada_speed_images,
             p=config.augment_p or 0.0,
-            classes=len(EMOTIONS) if config.ada_per_class else 1,
-            class_clock=config.ada_class_clock,
         )
         self.rngs = {
             name: torch.Generator(device="cpu").manual_seed(config.seed * 1000 + i)
@@ -80,8 +80,6 @@ class GanTrainer:
             config.precision,
             self.rngs["augment"],
             config.ac_weight,
-            config.lecam_weight,
-            config.lecam_decay,
         )
         self.step = 0
         self.rollbacks = 0
@@ -98,34 +96,24 @@ class GanTrainer:
         if any(len(indices) == 0 for indices in self.by_class):
             empty = [EMOTIONS[k] for k, idx in enumerate(self.by_class) if len(idx) == 0]
             raise ConfigError(f"GAN training data has no images of {empty}")
-        self.labels = labels
-        sizes = torch.tensor([len(indices) for indices in self.by_class], dtype=torch.float64)
-        self.class_weights = sizes.sqrt() / sizes.sqrt().sum()  # for class_sampling: sqrt
 
     def sample_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real faces ``(B, 1, 48, 48)`` and labels ``(B,)``: classes drawn uniformly (rare
+        ones as often as common ones), then a face of each drawn class."""
         size, rng = self.config.batch_size, self.rngs["data"]
-        if self.config.class_sampling == "natural":
-            index = torch.randint(0, len(self.images), (size,), generator=rng)
-            labels = self.labels[index]
-        else:
-            labels = self.draw_classes(size, rng)
-            picks = torch.rand(size, generator=rng)
-            index = torch.stack(
-                [
-                    self.by_class[k][int(u * len(self.by_class[k]))]
-                    for k, u in zip(labels.tolist(), picks.tolist(), strict=True)
-                ]
-            )
+        labels = torch.randint(0, len(EMOTIONS), (size,), generator=rng)
+        picks = torch.rand(size, generator=rng)
+        index = torch.stack(
+            [
+                self.by_class[k][int(u * len(self.by_class[k]))]
+                for k, u in zip(labels.tolist(), picks.tolist(), strict=True)
+            ]
+        )
         images = from_uint8(self.images[index])  # (B, 1, 48, 48)
         if self.config.mirror:
             flipped = torch.rand(size, generator=rng) < 0.5
             images[flipped] = images[flipped].flip(-1)
         return images.to(self.device), labels.to(self.device)
-
-    def draw_classes(self, size: int, rng: torch.Generator) -> torch.Tensor:
-        if self.config.class_sampling == "uniform":
-            return torch.randint(0, len(EMOTIONS), (size,), generator=rng)
-        return torch.multinomial(self.class_weights, size, True, generator=rng)  # sqrt
 
     def latent(self, size: int) -> torch.Tensor:
         return torch.randn(size, self.config.z_dim, generator=self.rngs["latent"]).to(self.device)
@@ -138,7 +126,7 @@ class GanTrainer:
         d_phase.loss.backward()
         self.opt_D.step()
         if self.config.augment_p is None:
-            self.strength.update(d_phase.real_scores, labels)
+            self.strength.update(d_phase.real_scores)
 
         self.opt_G.zero_grad(set_to_none=True)
         g_phase = self.loss.generator_phase(labels, self.latent(len(labels)))
@@ -175,12 +163,6 @@ class GanTrainer:
             f"GAN: G {count(self.G) / 1e6:.2f} M, D {count(self.D) / 1e6:.2f} M parameters on "
             f"{describe_device(self.device)}, {self.config.precision}; Training {len(split.labels)}"
         )
-        if self.config.lecam_weight and self.config.augment_p is None:
-            self.log(
-                "note: lecam_weight with adaptive augmentation: LeCam keeps D's real scores small "
-                "but positive, which ADA reads as memorisation (p rose to 0.8 in a test run); "
-                "consider a fixed augment_p"
-            )
         started = window_start = time.perf_counter()
         window: list[dict[str, float]] = []
         limit = self.config.time_limit_minutes
@@ -216,7 +198,6 @@ class GanTrainer:
             "step": self.step,
             **{f"gan/{k}": round(v, 4) for k, v in means.items()},
             "gan/augment_p": round(self.strength.p, 4),
-            **self.per_class_strength(),
             "images_per_s": round(rate, 1),
             "seconds": round(elapsed, 1),
         }
@@ -231,15 +212,10 @@ class GanTrainer:
         )
         sys.stdout.flush()
 
-    def per_class_strength(self) -> dict[str, list[float]]:
-        if len(self.strength.probs) == 1:
-            return {}
-        return {"gan/augment_p_per_class": [round(p, 4) for p in self.strength.probs.tolist()]}
-
     # -- checkpoints ------------------------------------------------------------------------
     def save_checkpoint(self, final: bool = False) -> None:
         """Weights, optimiser and RNG states; the generator for sampling gets its standing
-        statistics only at the end (about 6 s on this CPU, too dear every checkpoint)."""
+        statistics only at the end (they cost seconds, too dear for every checkpoint)."""
         header = {"step": self.step, "config": self.config.to_dict()}
         save_gan_weights(self.out / "gan.safetensors", self.G, self.G_ema, self.D, header)
         state = {
@@ -248,7 +224,6 @@ class GanTrainer:
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
             "augment_p": self.strength.state_dict()["p"],
-            "lecam_anchors": torch.tensor([self.loss.anchors["real"], self.loss.anchors["fake"]]),
             "rngs": {name: rng.get_state() for name, rng in self.rngs.items()},
         }
         atomic_write(self.out / "gan-state.pt", lambda tmp: torch.save(state, tmp))
@@ -261,15 +236,14 @@ class GanTrainer:
         if not (self.out / "gan-state.pt").exists():
             raise CheckpointError(f"{self.out}: no GAN checkpoint to resume from")
         step = load_gan_weights(self.out / "gan.safetensors", self.G, self.G_ema, self.D)
+        keys = ("opt_G", "opt_D", "rngs", "augment_p", "step")
+        state = load_state_file(self.out / "gan-state.pt", keys, "GAN state file")
         try:
-            state = torch.load(self.out / "gan-state.pt", weights_only=True)
             self.opt_G.load_state_dict(state["opt_G"])
             self.opt_D.load_state_dict(state["opt_D"])
             for name, rng in self.rngs.items():
                 rng.set_state(state["rngs"][name])
             self.strength.load_state_dict({"p": state["augment_p"]})
-            anchors = state.get("lecam_anchors", torch.zeros(2)).tolist()  # absent before LeCam
-            self.loss.anchors = {"real": anchors[0], "fake": anchors[1]}
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"{self.out}/gan-state.pt: unreadable ({exc})") from None
         if state["step"] != step:

@@ -18,8 +18,10 @@ import numpy as np
 import torch
 
 import ganpso
-from ganpso.classifier.checkpoint import METADATA_KEY, atomic_write, load_classifier
+from ganpso.checkpoint import METADATA_KEY
+from ganpso.classifier.checkpoint import load_classifier
 from ganpso.errors import ConfigError
+from ganpso.files import atomic_write
 from ganpso.inference.predictor import face_views
 
 OPSET = 18

@@ -35,9 +35,19 @@ class Box:
         return [self.x, self.y, self.width, self.height]
 
 
+MIN_PHOTO_SIDE = 16  # smaller images hold too few pixels for a face (FER2013's are 48)
+
+
 def read_photo(data: bytes, name: str) -> np.ndarray:
     """Bytes of any PIL-readable photo -> grayscale uint8 ``(H, W)``; ``name`` labels errors."""
-    return np.asarray(open_grayscale(data, name), dtype=np.uint8)
+    gray = np.asarray(open_grayscale(data, name), dtype=np.uint8)
+    if min(gray.shape) < MIN_PHOTO_SIDE:
+        height, width = gray.shape
+        raise DataError(
+            f"{name}: image is {width}x{height} pixels; a face needs at least "
+            f"{MIN_PHOTO_SIDE}x{MIN_PHOTO_SIDE}"
+        )
+    return gray
 
 
 @lru_cache(maxsize=1)

@@ -22,6 +22,8 @@ def iter_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, Reader]]:
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p.name))
+            if not files:
+                yield str(path), failing_reader(DataError(f"{path}: no images in this folder"))
             for file in files:
                 yield str(file), file_reader(file)
         elif path.suffix.lower() == ".zip" and path.is_file():
@@ -50,6 +52,8 @@ def zip_members(path: Path) -> Iterator[tuple[str, Reader]]:
         return
     with archive:
         names = sorted(n for n in archive.namelist() if is_image_name(n) and not n.endswith("/"))
+        if not names:
+            yield str(path), failing_reader(DataError(f"{path}: no images in this zip archive"))
         for name in names:
             label = f"{path}:{name}"
             try:

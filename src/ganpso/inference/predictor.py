@@ -22,14 +22,14 @@ import numpy as np
 from tqdm import tqdm
 
 from ganpso.classifier.checkpoint import Preprocessing
-from ganpso.errors import DataError
+from ganpso.errors import CheckpointError, DataError
 from ganpso.inference.faces import Box, crop_face, detect_faces, read_photo, whole_image_face
 from ganpso.inference.inputs import iter_inputs
 from ganpso.inference.runtime import Engine, load_model
 
 DEFAULT_MODEL = "fer2013-vgg_small.safetensors"
-# Margin added around the Haar box on each side, as a fraction of its side: none, since -0.05..0.05
-# scored alike on PublicTest faces re-detected after upscaling (results/inference/face_margin.json).
+# Margin added around the Haar box on each side, as a fraction of its side: none, since small
+# margins either way scored alike (benchmarks/face_margin.py measures it).
 DEFAULT_FACE_MARGIN = 0.0
 
 
@@ -73,6 +73,25 @@ def default_model_path() -> Path:
     return Path(str(resources.files("ganpso.inference") / "weights" / DEFAULT_MODEL))
 
 
+# A tight crop holds too little context for the Haar detector; an image this small and nearly
+# square is taken as the face itself when nothing is detected in it
+FACE_SIZED_MAX_SIDE = 128
+FACE_SIZED_ASPECT = (0.75, 1.34)
+
+
+def is_face_sized(gray: np.ndarray) -> bool:
+    height, width = gray.shape
+    low, high = FACE_SIZED_ASPECT
+    return max(height, width) <= FACE_SIZED_MAX_SIDE and low <= width / height <= high
+
+
+def centre_square(gray: np.ndarray) -> Box:
+    """The box ``whole_image_face`` crops: the centred square of the shorter side."""
+    height, width = gray.shape
+    side = min(height, width)
+    return Box((width - side) // 2, (height - side) // 2, side, side)
+
+
 def face_views(faces: np.ndarray, preprocessing: Preprocessing, tta: bool) -> np.ndarray:
     """uint8 ``(N, S, S)`` -> normalised views ``(V, N, 1, crop, crop)`` float32.
 
@@ -113,10 +132,13 @@ class EmotionPredictor:
         face_margin: float = DEFAULT_FACE_MARGIN,
         batch_size: int = 256,
         model_path: Path | None = None,
+        temperature: float = 1.0,
     ) -> None:
         self.engine, self.classes, self.preprocessing = engine, classes, preprocessing
         self.tta, self.face_margin, self.batch_size = tta, face_margin, batch_size
         self.model_path = model_path
+        # logits are divided by it before the softmax (``ganpso calibrate`` fits it)
+        self.temperature = temperature
 
     @classmethod
     def from_pretrained(
@@ -132,6 +154,10 @@ class EmotionPredictor:
         ``path=None`` loads the model bundled with the package (see its MODEL_CARD.md).
         """
         loaded = load_model(Path(path) if path else default_model_path(), device, precision)
+        temperature = loaded.header.get("extra", {}).get("temperature", 1.0)
+        if not isinstance(temperature, int | float) or not 0.01 <= temperature <= 100:
+            raise CheckpointError(f"{loaded.path}: header temperature {temperature!r} is invalid")
+        options.setdefault("temperature", float(temperature))
         return cls(
             loaded.engine,
             loaded.classes,
@@ -149,7 +175,8 @@ class EmotionPredictor:
             views = face_views(faces[start : start + self.batch_size], self.preprocessing, self.tta)
             count, batch = views.shape[:2]
             logits = self.engine(views.reshape(count * batch, *views.shape[2:]))
-            chunks.append(softmax(logits.reshape(count, batch, -1)).mean(axis=0))
+            scaled = logits.reshape(count, batch, -1) / self.temperature
+            chunks.append(softmax(scaled).mean(axis=0))
         return np.concatenate(chunks).astype(np.float32)
 
     def face_crops(self, gray: np.ndarray, detect: bool) -> tuple[list[Box | None], np.ndarray]:
@@ -157,6 +184,8 @@ class EmotionPredictor:
         if not detect:
             return [None], whole_image_face(gray, size)[None]
         boxes = detect_faces(gray)
+        if not boxes and is_face_sized(gray):
+            return [centre_square(gray)], whole_image_face(gray, size)[None]
         crops = [crop_face(gray, box, self.face_margin, size) for box in boxes]
         return list(boxes), np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
 

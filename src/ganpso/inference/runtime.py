@@ -15,7 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ganpso.classifier.checkpoint import METADATA_KEY, Preprocessing, load_classifier
+from ganpso.checkpoint import METADATA_KEY
+from ganpso.classifier.checkpoint import Preprocessing, load_classifier
 from ganpso.device import autocast, resolve_device
 from ganpso.errors import CheckpointError, ConfigError
 

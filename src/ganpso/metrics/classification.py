@@ -3,7 +3,9 @@
 For class c, counted one-vs-rest: precision = TP / (TP + FP), recall (true positive rate) =
 TP / (TP + FN), F1 = 2PR / (P + R), G-measure = sqrt(P R), specificity = TN / (TN + FP).
 Macro values are unweighted means over classes; G-mean is the geometric mean of the per-class
-recalls. A division by zero gives 0, as scikit-learn's ``zero_division=0``.
+recalls. A division by zero gives 0, as scikit-learn's ``zero_division=0``. With
+``present_only`` the means run over the classes that have test images (a user's own data set
+may lack some of the model's classes), and the report names them in ``macro_classes``.
 
 Example:
     >>> m = classification_metrics([0, 1, 1], [0, 1, 0], classes=("a", "b"))
@@ -59,19 +61,29 @@ def per_class_scores(matrix: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def averaged_classes(y_true: Any, num_classes: int, present_only: bool) -> np.ndarray:
+    """Indices of the classes that macro means run over: all, or those with test images."""
+    if not present_only:
+        return np.arange(num_classes)
+    return np.flatnonzero(np.bincount(np.asarray(y_true, np.int64), minlength=num_classes))
+
+
 def classification_metrics(
-    y_true: Any, y_pred: Any, classes: Sequence[str] = EMOTIONS
+    y_true: Any, y_pred: Any, classes: Sequence[str] = EMOTIONS, present_only: bool = False
 ) -> dict[str, Any]:
     """Accuracy, macro and per-class scores, G-mean and the confusion matrix (plain Python)."""
     matrix = confusion_matrix(y_true, y_pred, len(classes))
     scores = per_class_scores(matrix)
     total = matrix.sum()
-    recalls = scores["recall"]
+    averaged = averaged_classes(y_true, len(classes), present_only)
+    recalls = scores["recall"][averaged]
     return {
         "accuracy": float(np.trace(matrix) / total) if total else 0.0,
         "macro": {
-            key: float(scores[key].mean()) for key in ("precision", "recall", "f1", "g_measure")
+            key: float(scores[key][averaged].mean()) if len(averaged) else 0.0
+            for key in ("precision", "recall", "f1", "g_measure")
         },
+        "macro_classes": [classes[k] for k in averaged],
         "g_mean": float(np.prod(recalls) ** (1 / len(recalls))) if len(recalls) else 0.0,
         "per_class": {
             name: {
@@ -91,6 +103,7 @@ def bootstrap_ci(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    present_only: bool = False,
 ) -> dict[str, list[float]]:
     """Percentile bootstrap intervals (resampling test images) for accuracy and macro-F1."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
@@ -103,7 +116,8 @@ def bootstrap_ci(
     true_positive = np.diagonal(matrices, axis1=1, axis2=2)  # (n_boot, K)
     precision = _divide(true_positive, matrices.sum(axis=1))
     recall = _divide(true_positive, matrices.sum(axis=2))
-    macro_f1 = _divide(2 * precision * recall, precision + recall).mean(axis=1)
+    averaged = averaged_classes(y_true, num_classes, present_only)
+    macro_f1 = _divide(2 * precision * recall, precision + recall)[:, averaged].mean(axis=1)
     accuracy = true_positive.sum(axis=1) / len(y_true)
     tail = (1 - level) / 2 * 100
     return {
@@ -123,10 +137,13 @@ def build_metrics_report(
     command: str,
     n_boot: int = 1000,
     seed: int = 0,
+    present_only: bool = False,
 ) -> dict[str, Any]:
     """The ``metrics.json`` schema that every stage and report reads, in its key order."""
-    scores = classification_metrics(y_true, y_pred, classes)
-    intervals = bootstrap_ci(y_true, y_pred, len(classes), n_boot=n_boot, seed=seed)
+    scores = classification_metrics(y_true, y_pred, classes, present_only)
+    intervals = bootstrap_ci(
+        y_true, y_pred, len(classes), n_boot=n_boot, seed=seed, present_only=present_only
+    )
     return {
         "split": split,
         "n": len(np.asarray(y_true)),
@@ -134,6 +151,7 @@ def build_metrics_report(
         "accuracy": scores["accuracy"],
         "accuracy_ci95": intervals["accuracy"],
         "macro": scores["macro"],
+        "macro_classes": scores["macro_classes"],
         "macro_f1_ci95": intervals["macro_f1"],
         "g_mean": scores["g_mean"],
         "per_class": scores["per_class"],

@@ -97,3 +97,25 @@ def _save(figure: Any, path: str | Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def plot_reliability(
+    curves: dict[str, dict[str, Any]], path: str | Path, title: str = "", min_count: int = 10
+) -> None:
+    """Reliability diagram: accuracy against confidence per bin, one line per named summary
+    (``calibration_summary`` output, e.g. before / after temperature scaling), with its ECE;
+    bins of fewer than ``min_count`` faces are left out of the lines (not of the ECE)."""
+    figure, axis = plt.subplots(figsize=(5.5, 5))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
+    for name, summary in curves.items():
+        bins = summary["bins"]
+        confidence, accuracy = np.asarray(bins["confidence"]), np.asarray(bins["accuracy"])
+        kept = np.asarray(bins["count"]) >= min_count  # a bin of a few faces is noise
+        axis.plot(
+            confidence[kept], accuracy[kept], marker="o", label=f"{name} (ECE {summary['ece']:.3f})"
+        )
+    axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganpso.config import SyntheticConfig
+from ganpso.classifier.config import SyntheticConfig
 from ganpso.data import Split
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import ConfigError
 from ganpso.gan import load_generator, synthesize
+from ganpso.inference import EmotionPredictor
 
 CHUNK = 500  # latent draws per call of the generator; fixed so that draws are prefix-stable
 MAX_DRAW_FACTOR = 4  # candidates drawn per needed fake, at most, before giving up on the filter
@@ -76,13 +77,10 @@ class SyntheticPool:
             )
 
 
-def class_confidence(faces: np.ndarray, label: int, classifier: str | None) -> np.ndarray:
+def class_confidence(faces: np.ndarray, label: int, predictor: EmotionPredictor) -> np.ndarray:
     """Probability the real-data classifier gives each face for class ``label``."""
-    from ganpso.inference import EmotionPredictor  # onnx/opencv stay out of plain training
-
     if len(faces) == 0:
         return np.zeros(0, np.float32)
-    predictor = EmotionPredictor.from_pretrained(classifier)
     return predictor.predict_faces(faces)[:, label].astype(np.float32)
 
 
@@ -93,11 +91,12 @@ def build_pool(
     if not config.generator:
         raise ConfigError("synthetic.generator is not set: no GAN to draw faces from")
     generator, _ = load_generator(Path(config.generator), device)
+    predictor = EmotionPredictor.from_pretrained(config.filter_classifier)
     images, confidence = [], []
     for label, size in enumerate(sizes):
         faces = draw_candidates(generator, label, int(size), config.seed)
         images.append(faces)
-        confidence.append(class_confidence(faces, label, config.filter_classifier))
+        confidence.append(class_confidence(faces, label, predictor))
     return SyntheticPool(images, confidence)
 
 

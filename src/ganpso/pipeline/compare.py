@@ -5,7 +5,9 @@ differs only in what the method is about. One GAN and one search serve every see
 that use them. A cell is one (method, seed) in ``OUT/<method>/seed<k>/``; it is finished when its
 ``cell.json`` exists, so an interrupted comparison continues with the next unfinished cell.
 Cells whose model the run already trained and tested (the plain CNN and GAN-PSO at the run's own
-seed) reuse the run's PrivateTest evaluation instead of training again.
+seed) reuse the run's PrivateTest evaluation instead of training again. The searches that rows
+consume are stages of the run: ``search`` (GAN-PSO) and, on request, ``search-nogan``
+(``pso_no_gan``), which the comparison asks the run to run or resume before its cells.
 
 A finished trained cell counts only while it is what the method asks for now: its recipe
 fingerprint (the config without where it ran, the generator and filter classifier by content),
@@ -21,26 +23,44 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import torch
 
-from ganpso.config import RunConfig, TrainConfig, read_yaml, write_yaml
+from ganpso.classifier.classic import ClassicConfig, fit_classic
+from ganpso.classifier.config import TrainConfig
+from ganpso.classifier.evaluation import write_evaluation
+from ganpso.classifier.mini_xception import load_mini_xception, preprocess
 from ganpso.data import FerDataset, load_dataset
 from ganpso.device import describe_device, resolve_device
 from ganpso.errors import ConfigError
-from ganpso.files import read_jsonl
-from ganpso.metrics.comparison import REPLACED_DIR
-from ganpso.pipeline.run import (
-    RUNTIME_KEYS,
-    evaluate_private,
-    final_base,
-    recover_predictions,
+from ganpso.inference.predictor import default_model_path
+from ganpso.metrics import build_metrics_report
+from ganpso.pipeline.config import RunConfig
+from ganpso.pipeline.evaluation import evaluate_private
+from ganpso.pipeline.folders import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    PREDICTIONS_FILE,
+    PRIVATE_METRICS_FILE,
+    cell_done,
+    read_best_config,
+    read_cell_record,
+    read_history,
+    read_run_config,
+    read_stage_record,
+    replaced_folder,
+    write_cell_record,
+    write_predictions,
 )
+from ganpso.pipeline.rerun import RUNTIME_KEYS
+from ganpso.pipeline.run import gan_recipe, run_stage
+from ganpso.pipeline.training import train_classifier
 
 HAND_SET_RATIO = 0.5  # GAN without PSO: every class topped up to half of the largest one
+SEARCH_OF = {"ganpso": "search", "pso_no_gan": "search-nogan"}  # the run's stage a row consumes
 Log = Callable[[str], None]
 
 
@@ -74,18 +94,12 @@ def method_config(name: str, run: RunConfig, run_dir: Path, seed: int) -> TrainC
     elif name == "oversample":
         raw["sampling"] = "oversample"
     elif name == "gan_fixed":
-        raw["synthetic"] = final_base_dict(run, run_dir) | {"ratio": HAND_SET_RATIO}
-    elif name in ("pso_no_gan", "ganpso"):
-        folder = "search" if name == "ganpso" else "search-nogan"
-        raw = read_yaml(run_dir / folder / "best-config.yaml")
+        synthetic = gan_recipe(run, run_dir).synthetic.__dict__.copy()
+        raw["synthetic"] = synthetic | {"ratio": HAND_SET_RATIO}
+    elif name in SEARCH_OF:
+        raw = read_best_config(run_dir / SEARCH_OF[name]).to_dict()
     raw["seed"] = seed
     return TrainConfig.from_dict(raw)
-
-
-def final_base_dict(run: RunConfig, run_dir: Path) -> dict[str, Any]:
-    from ganpso.pipeline.run import RunContext
-
-    return final_base(RunContext(run, run_dir, "", print)).synthetic.__dict__.copy()
 
 
 def reusable_run_folder(name: str, run: RunConfig, run_dir: Path, seed: int) -> Path | None:
@@ -106,8 +120,6 @@ def file_digest(path: str | Path) -> str:
 
 def recipe_fingerprint(config: TrainConfig) -> str:
     """What a trained cell's numbers depend on: its config, files by content, runtime keys out."""
-    from ganpso.inference.predictor import default_model_path
-
     raw = config.to_dict()
     for key in RUNTIME_KEYS:
         raw.pop(key, None)
@@ -127,17 +139,16 @@ def stale_cell(cell: Path, expected: TrainConfig | None) -> bool:
     """A finished trained cell whose recipe differs from the one its method asks for now.
 
     The fingerprint recorded in ``cell.json`` when the cell was made decides: a generator
-    rewritten in place has the same path but not the same content. A cell from before that
-    record is judged by its saved config, whose files can only be read as they are now.
+    rewritten in place has the same path but not the same content.
     """
     if expected is None:
         return False
-    recorded = cell_recipe(cell)
+    recorded = read_cell_record(cell).get("recipe")
     return recorded is not None and recorded != recipe_fingerprint(expected)
 
 
 def set_cell_aside(cell: Path, out: Path, archive_name: str, log: Log) -> None:
-    target = out / REPLACED_DIR / archive_name / cell.parent.name / cell.name
+    target = replaced_folder(out, archive_name) / cell.parent.name / cell.name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(cell, target)
     log(f"{cell}: made with another recipe (GAN, search or config); moved to {target}")
@@ -165,7 +176,7 @@ def run_cell(
         started -= training_seconds(reused)  # the cell cost what training this model cost
     elif twin is not None:
         copy_cell_results(twin, out)
-        started -= json.loads((twin / "cell.json").read_text())["wall_seconds"]
+        started -= read_cell_record(twin)["wall_seconds"]
         reused = twin
         log(f"reused {twin}: another method whose recipe is this one (the same training)")
     elif name == "hog_svm":
@@ -184,7 +195,7 @@ def run_cell(
         "reused": str(reused) if reused else None,
         "recipe": recipe,
     }
-    (out / "cell.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_cell_record(out, record)
 
 
 def twin_cell(cells: Path, name: str, seed: int, recipe: str | None) -> Path | None:
@@ -195,72 +206,57 @@ def twin_cell(cells: Path, name: str, seed: int, recipe: str | None) -> Path | N
     """
     if recipe is None:
         return None
-    for record_path in sorted(cells.glob(f"*/seed{seed}/cell.json")):
-        record = json.loads(record_path.read_text())
-        if record.get("method") != name and cell_recipe(record_path.parent) == recipe:
-            return record_path.parent
+    for folder in sorted(cells.glob(f"*/seed{seed}")):
+        if not cell_done(folder):
+            continue
+        record = read_cell_record(folder)
+        if record.get("method") != name and record.get("recipe") == recipe:
+            return folder
     return None
 
 
-def cell_recipe(cell: Path) -> str | None:
-    """The fingerprint ``cell.json`` recorded, else (older cells) that of its saved config."""
-    recorded = json.loads((cell / "cell.json").read_text()).get("recipe")
-    if recorded is not None or not (cell / "config.yaml").exists():
-        return recorded
-    return recipe_fingerprint(TrainConfig.from_yaml(cell / "config.yaml"))
-
-
-CELL_FILES = ("metrics-PrivateTest.json", "predictions-PrivateTest.npz", "config.yaml")
+CELL_FILES = (PRIVATE_METRICS_FILE, PREDICTIONS_FILE, CONFIG_FILE)
 
 
 def copy_cell_results(folder: Path, out: Path) -> None:
-    for name in (*CELL_FILES, "history.jsonl", "confusion-PrivateTest.png", "curves.png"):
+    for name in (*CELL_FILES, HISTORY_FILE, "confusion-PrivateTest.png", "curves.png"):
         if (folder / name).exists():
             shutil.copy2(folder / name, out / name)
 
 
 def reuse_run_model(folder: Path, dataset: FerDataset, out: Path, log: Log) -> None:
-    if not (folder / "metrics-PrivateTest.json").exists():
+    if not (folder / PRIVATE_METRICS_FILE).exists():
         evaluate_private(folder, dataset, "ganpso compare")
-    elif not (folder / "predictions-PrivateTest.npz").exists():
-        recover_predictions(folder, dataset)
+    elif not (folder / PREDICTIONS_FILE).exists():
+        raise ConfigError(f"{folder}: PrivateTest was evaluated without {PREDICTIONS_FILE}")
     copy_cell_results(folder, out)
     log(f"reused {folder} (trained and tested once by the run)")
 
 
 def training_seconds(folder: Path) -> float:
     """The epochs' seconds in its history (a stage may have reused a training made elsewhere)."""
-    history = folder / "history.jsonl"
-    if history.exists():
-        return sum(float(row.get("seconds", 0.0)) for row in read_jsonl(history))
-    path = folder / "stage.json"
-    return float(json.loads(path.read_text()).get("seconds", 0.0)) if path.exists() else 0.0
+    if (folder / HISTORY_FILE).exists():
+        return sum(float(row.get("seconds", 0.0)) for row in read_history(folder))
+    record = read_stage_record(folder) or {}
+    return float(record.get("seconds", 0.0))
 
 
 def train_cell(config: TrainConfig, dataset: FerDataset, out: Path, log: Log) -> float:
     """Train (or resume), then the one evaluation; the seconds it cost over every session."""
-    from ganpso.classifier import fit
-
-    result = fit(config, dataset, out, resume=(out / "state.pt").exists(), log=log)
+    result = train_classifier(config, dataset, out, resume=(out / "state.pt").exists(), log=log)
     started = time.perf_counter()
-    if not (out / "metrics-PrivateTest.json").exists():  # else: crashed after its evaluation
+    if not (out / PRIVATE_METRICS_FILE).exists():  # else: crashed after its evaluation
         evaluate_private(out, dataset, "ganpso compare")
     return result.seconds + time.perf_counter() - started
 
 
 def run_classic(dataset: FerDataset, out: Path, seed: int) -> None:
-    from ganpso.classifier.classic import ClassicConfig, fit_classic
-
     model = fit_classic(dataset["Training"], dataset["PublicTest"], ClassicConfig(seed=seed))
     private = dataset["PrivateTest"]
     write_cell_metrics(out, private.labels, model.predict(private.images), "hog_svm", seed)
 
 
 def run_mini_xception(dataset: FerDataset, out: Path, device: str) -> None:
-    import torch
-
-    from ganpso.classifier.mini_xception import load_mini_xception, preprocess
-
     torch_device = resolve_device(device)
     model = load_mini_xception().to(torch_device)
     private = dataset["PrivateTest"]
@@ -276,8 +272,6 @@ def run_mini_xception(dataset: FerDataset, out: Path, device: str) -> None:
 def write_cell_metrics(
     out: Path, y_true: np.ndarray, y_pred: np.ndarray, method: str, seed: int
 ) -> None:
-    from ganpso.metrics import build_metrics_report, plot_confusion_matrix, write_json
-
     report = build_metrics_report(
         y_true,
         y_pred,
@@ -287,42 +281,17 @@ def write_cell_metrics(
         command=f"ganpso compare ({method})",
         seed=seed,
     )
-    write_json(report, out / "metrics-PrivateTest.json")
-    plot_confusion_matrix(
-        report["confusion_matrix"], report["classes"], out / "confusion-PrivateTest.png"
-    )
-    np.savez_compressed(out / "predictions-PrivateTest.npz", y_true=y_true, y_pred=y_pred)
+    write_predictions(out, y_true, y_pred)
+    write_evaluation(report, out)
 
 
-def ensure_nogan_search(run: RunConfig, run_dir: Path, cells: Path, log: Log) -> None:
-    """The search of row 5: the run's search space without its synthetic-image settings.
+def request_nogan_search(run_dir: Path, own_cell: Path, log: Log) -> None:
+    """The run's ``search-nogan`` stage, run or resumed now if unfinished.
 
-    Rescored like the run's own search; the full trainings it may reuse are the run's
-    classifier and this row's cell at the run's seed.
+    Its rescoring may reuse this row's cell at the run's seed: the same full training.
     """
-    from ganpso.pipeline.rescore import RESCORE_FILE
-    from ganpso.pipeline.search import search_pipeline
-
-    folder = run_dir / "search-nogan"
-    target = folder / "best-config.yaml"
-    rescored = run.search.rescore_top_k == 0 or (folder / RESCORE_FILE).exists()
-    if target.exists() and rescored:
-        return
-    search = run.search
-    space = {k: v for k, v in search.space.items() if not k.startswith("synthetic.")}
-    if not space:
-        raise ConfigError("the search space has only synthetic settings: nothing left to tune")
-    nogan = replace(search, space=space)
-    base = run.classifier
-    best = search_pipeline(
-        nogan,
-        base=base,
-        trunk=run_dir / "classifier" / "best.safetensors",
-        out=folder,
-        log=log,
-        trained=[run_dir / "classifier", cells / "pso_no_gan" / f"seed{run.seed}"],
-    )
-    write_yaml(best.to_dict(), target)
+    stage = SEARCH_OF["pso_no_gan"]
+    run_stage(run_dir, stage, command="ganpso compare", reusable=[own_cell], log=log)
 
 
 def compare(
@@ -332,22 +301,20 @@ def compare(
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}; methods: {list(METHODS)}")
-    if not (run_dir / "config.yaml").exists():
-        raise ConfigError(f"{run_dir}: not a ganpso run folder (config.yaml missing)")
-    run = RunConfig.from_dict(read_yaml(run_dir / "config.yaml"))
+    run = read_run_config(run_dir)
     dataset = load_dataset(run.data)
     archive_name = time.strftime("%Y%m%d-%H%M%S")
     cells = []
     for name in methods:
         if name == "pso_no_gan":
-            ensure_nogan_search(run, run_dir, out, log)
+            request_nogan_search(run_dir, out / name / f"seed{run.seed}", log)
         for seed in seeds if METHODS[name].seeded else seeds[:1]:
             cell = out / name / f"seed{seed}"
             cells.append(cell)
             expected = method_config(name, run, run_dir, seed) if METHODS[name].seeded else None
-            if (cell / "cell.json").exists() and stale_cell(cell, expected):
+            if cell_done(cell) and stale_cell(cell, expected):
                 set_cell_aside(cell, out, archive_name, log)
-            if (cell / "cell.json").exists():
+            if cell_done(cell):
                 log(f"[{name} seed {seed}] done earlier, skipped")
                 continue
             log(f"[{name} seed {seed}] {METHODS[name].title}")

@@ -1,14 +1,11 @@
 """The PSO fitness: a particle's pipeline settings -> PublicTest macro-F1 at reduced fidelity.
 
-A particle is a dict of dotted ``TrainConfig`` keys (``synthetic.ratio``, ``lr``, ...). Training
-the full classifier costs ~30 minutes here, so each evaluation trains at reduced fidelity
-(``FidelityConfig``) on a fixed stratified ``real_fraction`` of Training plus the GAN faces the
-settings ask for, and scores PublicTest macro-F1 after the last epoch, without test-time views:
-
-- ``scratch`` (default): the settings' whole recipe (class weighting and sampling included) on a
-  model of ``width`` from the same initialisation for every particle, for ``epochs``;
-- ``finetune``: the shared real-data classifier (the *trunk*) continued for ``epochs`` at
-  ``lr x lr_scale``.
+A particle is a dict of dotted ``TrainConfig`` keys (``synthetic.ratio``, ``lr``, ...). A full
+training costs far more than a search can pay per particle, so each evaluation trains at reduced
+fidelity (``FidelityConfig``): the settings' whole recipe (class weighting and sampling included)
+on a model of ``width`` from the same initialisation for every particle, for ``epochs``, on a
+fixed stratified ``real_fraction`` of Training plus the GAN faces the settings ask for; it scores
+PublicTest macro-F1 after the last epoch, without test-time views.
 
 Fakes come from a pool drawn and scored once per search, so an evaluation pays only for its
 training. PrivateTest is never loaded: the dataset is cut to Training and PublicTest first.
@@ -23,15 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from ganpso.classifier.checkpoint import load_classifier
-from ganpso.classifier.training import class_weights, evaluate, fit, train_one_epoch
-from ganpso.config import FidelityConfig, TrainConfig
+from ganpso.classifier.config import TrainConfig
+from ganpso.classifier.training import fit
 from ganpso.data import FerDataset, Split, load_dataset
-from ganpso.device import resolve_device
 from ganpso.errors import ConfigError
 from ganpso.pipeline.balance import SyntheticPool, combine, synthetic_counts
+from ganpso.pipeline.config import FidelityConfig
 
 SEARCH_SPLITS = ("Training", "PublicTest")
 
@@ -73,10 +68,8 @@ def stratified_fraction(split: Split, fraction: float, seed: int) -> Split:
 class PipelineObjective:
     """Picklable fitness: workers load the data (cached on disk) and pool themselves."""
 
-    def __init__(
-        self, base: TrainConfig, trunk: Path, pool: Path, fidelity: FidelityConfig
-    ) -> None:
-        self.base, self.trunk, self.pool_path, self.fidelity = base, trunk, pool, fidelity
+    def __init__(self, base: TrainConfig, pool: Path, fidelity: FidelityConfig) -> None:
+        self.base, self.pool_path, self.fidelity = base, pool, fidelity
         self._data: tuple[Split, Split, SyntheticPool] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -101,11 +94,6 @@ class PipelineObjective:
     def __call__(self, settings: dict[str, Any]) -> float:
         config = settings_config(self.base, settings)
         train = self.training_split(config)
-        if self.fidelity.mode == "scratch":
-            return self.score_from_scratch(config, train)
-        return self.score_fine_tuned(config, train)
-
-    def score_from_scratch(self, config: TrainConfig, train: Split) -> float:
         _, public, _ = self.data()
         raw = config.to_dict()
         raw["model"]["width"] = self.fidelity.width
@@ -116,32 +104,3 @@ class PipelineObjective:
         with tempfile.TemporaryDirectory() as folder:
             result = fit(small, dataset, folder, log=lambda _: None)
         return float(result.history[-1]["val/macro_f1"])
-
-    def score_fine_tuned(self, config: TrainConfig, train: Split) -> float:
-        _, public, _ = self.data()
-        device = resolve_device(config.device)
-        torch.manual_seed(self.fidelity.seed)
-        generator = torch.Generator().manual_seed(self.fidelity.seed)
-        model = load_classifier(self.trunk, device).model
-        set_dropout(model, config.model.dropout)
-        if config.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=config.lr * self.fidelity.lr_scale,
-            momentum=config.momentum,
-            nesterov=True,
-            weight_decay=config.weight_decay,
-        )
-        steps = self.fidelity.epochs * math.ceil(len(train) / config.batch_size)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-        weights = class_weights(torch.from_numpy(train.labels), config.class_weighting)
-        for _ in range(self.fidelity.epochs):
-            train_one_epoch(model, train, optimizer, scheduler, config, device, generator, weights)
-        return float(evaluate(model, public, config, device)["val/macro_f1"])
-
-
-def set_dropout(model: torch.nn.Module, p: float) -> None:
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = p

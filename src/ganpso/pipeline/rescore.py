@@ -1,7 +1,7 @@
 """Multi-fidelity: the search's best settings trained again with the full recipe before choosing.
 
-The reduced fidelity ranks hand-made settings as full training does, but it overrates the
-settings found by maximising it (``results/run-default/fidelity-agreement-*.json``). So after the
+A search that maximises a reduced-fidelity fitness picks the settings that fitness overrates
+most (how far it agrees with full training: ``benchmarks/fidelity_agreement.py``). So after the
 search the ``rescore_top_k`` best distinct settings, and the base recipe itself
 (``rescore_base``), are each trained exactly as the final stage trains (all of Training, the full
 model and epochs, the recipe's seed, the kept PublicTest epoch), and the candidate with the best
@@ -22,11 +22,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ganpso.config import SyntheticConfig, TrainConfig
+from ganpso.classifier.config import SyntheticConfig, TrainConfig
+from ganpso.data import load_dataset
 from ganpso.errors import ConfigError
 from ganpso.files import read_jsonl, write_json_atomic
 from ganpso.metrics import read_json
 from ganpso.pipeline.objective import search_dataset, settings_config
+from ganpso.pipeline.training import train_classifier
 from ganpso.search.executors import Executor, Outcome
 from ganpso.search.runner import settings_key
 
@@ -92,16 +94,15 @@ class FullTraining:
         return self.folder / candidate.name
 
     def __call__(self, candidate: Candidate) -> float:
-        from ganpso.classifier import fit
-        from ganpso.data import load_dataset
-
         config, out = self.config(candidate), self.folder_of(candidate)
         if out in self.trained or finished(out, config):
             self.log(f"rescore {candidate.name}: {out} holds its finished training")
             return kept_macro_f1(read_jsonl(out / "history.jsonl"), config.selection_metric)
         dataset = search_dataset(load_dataset(config.data))
         self.log(f"rescore {candidate.name}: full training in {out}")
-        result = fit(config, dataset, out, resume=(out / "state.pt").exists(), log=self.log)
+        result = train_classifier(
+            config, dataset, out, resume=(out / "state.pt").exists(), log=self.log
+        )
         return kept_macro_f1(result.history, config.selection_metric)
 
 

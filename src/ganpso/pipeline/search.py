@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ganpso.config import SearchConfig, TrainConfig
+from ganpso.classifier.config import TrainConfig
 from ganpso.data import load_dataset
 from ganpso.errors import ConfigError
 from ganpso.pipeline.balance import SyntheticPool, build_pool, synthetic_counts
+from ganpso.pipeline.config import SearchConfig
 from ganpso.pipeline.objective import (
     PipelineObjective,
     search_dataset,
@@ -27,7 +28,7 @@ from ganpso.pipeline.objective import (
     stratified_fraction,
 )
 from ganpso.pipeline.rescore import RESCORE_DIR, FullTraining, rescore, top_candidates
-from ganpso.search import PSOConfig, SearchSpace
+from ganpso.search import SearchSpace
 from ganpso.search.executors import Executor, build_executor
 from ganpso.search.runner import CACHE_FILE, EvaluationCache, run_search
 from ganpso.search.samplers import build_optimizer
@@ -65,7 +66,6 @@ def search_pipeline(
     config: SearchConfig,
     *,
     base: TrainConfig,
-    trunk: Path,
     out: Path,
     log: Callable = print,
     trained: Sequence[Path] = (),
@@ -77,21 +77,19 @@ def search_pipeline(
     """
     if not config.space:
         raise ConfigError("search.space is empty: nothing to search")
-    if not trunk.exists():
-        raise ConfigError(f"{trunk}: the search's trunk (real-data classifier) is missing")
     space = SearchSpace.from_dict(config.space)
     for key in config.space:
         settings_config(base, {key: space.decode(np.full(space.dim, 0.5))[key]})  # key valid?
     out.mkdir(parents=True, exist_ok=True)
     pool = ensure_pool(config, base, out, log)
-    objective = PipelineObjective(base, trunk, pool, config.fidelity)
+    objective = PipelineObjective(base, pool, config.fidelity)
     optimizer = build_optimizer(
         config.optimizer,
         dim=space.dim,
         iterations=config.iterations,
         batch_size=config.batch_size,
         seed=config.seed,
-        pso_config=PSOConfig.from_dict(config.pso),
+        pso_config=config.pso,
     )
     with build_executor(config.executor, **executor_options(config)) as executor:
         outcome = run_search(optimizer, space, objective, executor, out, log)

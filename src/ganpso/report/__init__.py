@@ -1,7 +1,8 @@
 """``write_report``: one run folder -> ``report.md`` and a self-contained ``report.html``.
 
 Both files render one list of ``Section`` (``render``), built from the run folder's files only
-(``sections``). Inputs, each optional (a missing one gives a *not run* note):
+(``sections``; the comparison's numbers come from ``summary``, its tables from ``tables``).
+Inputs, each optional (a missing one gives a *not run* note):
 
     compare/<method>/seed<k>/{metrics-PrivateTest.json, predictions-PrivateTest.npz, cell.json}
     gan/gan-metrics.json, gan/samples.png                                    GAN quality and grid
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganpso.metrics.comparison import group_by_method, load_cells
+from ganpso.pipeline.compare import METHODS
+from ganpso.pipeline.folders import REPORT_DIR, load_cells
 from ganpso.report.render import TITLE, Section, to_html, to_markdown
 from ganpso.report.sections import (
     anchors_section,
@@ -28,14 +30,13 @@ from ganpso.report.sections import (
     per_class_section,
     search_section,
 )
+from ganpso.report.summary import group_by_method
 
 __all__ = ["TITLE", "build_sections", "write_report"]
 
 
 def _method_rank(name: str) -> int:
     """The comparison's own order (baselines, GAN rows, GAN-PSO, external); others last."""
-    from ganpso.pipeline.compare import METHODS
-
     order = list(METHODS)
     return order.index(name) if name in order else len(order)
 
@@ -77,7 +78,7 @@ def write_report(
     the comparison's cells are read from ``compare_dir`` (default: ``run_dir/compare``).
     """
     run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / REPORT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = build_sections(run_dir, out_dir, treatment, control, compare_dir)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ganpso.metrics.comparison import Table
+from ganpso.report.tables import Table
 
 TITLE = "GAN-PSO: facial emotion recognition on FER2013"
 

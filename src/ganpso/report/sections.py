@@ -12,20 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from ganpso.metrics.classification import read_json
-from ganpso.metrics.comparison import (
-    Cell,
-    Table,
-    comparison_table,
+from ganpso.metrics import plot_confusion_matrix, plot_per_class_bars, read_json
+from ganpso.pipeline.folders import PRIVATE_METRICS_FILE, Cell, read_stage_record
+from ganpso.report.render import Figure, Section
+from ganpso.report.summary import (
     mean_confusion,
     paired_test,
     per_class_means,
-    per_class_table,
     provenance,
     summarise,
 )
-from ganpso.metrics.plots import plot_confusion_matrix, plot_per_class_bars
-from ganpso.report.render import Figure, Section
+from ganpso.report.tables import Table, comparison_table, per_class_table
 
 NOT_RUN = "*not run*"
 ANCHORS: tuple[tuple[str, str, str], ...] = (
@@ -48,8 +45,8 @@ def _seconds(value: Any) -> str:
 def _stage_run(folder: Path, payload: dict[str, Any]) -> dict[str, Any]:
     """Device and wall seconds of a stage: its ``run.json`` first, else the payload's keys."""
     run = read_json(folder / "run.json") if (folder / "run.json").exists() else {}
-    if not run and (folder / "stage.json").exists():  # a `ganpso run` stage
-        stage = read_json(folder / "stage.json")
+    stage = read_stage_record(folder)
+    if not run and stage is not None:  # a `ganpso run` stage
         run = {"device": stage.get("device"), "wall_seconds": stage.get("seconds")}
     wall = run.get("wall_seconds", payload.get("wall_seconds", payload.get("seconds")))
     device = run.get("device") or payload.get("device") or "unknown"
@@ -269,9 +266,8 @@ def search_section(run_dir: Path, out_dir: Path) -> Section:
     folder = run_dir / "search"
     if not (folder / "history.json").exists():
         return _not_run(title, "`search/history.json` is absent.")
-    payload = read_json(folder / "history.json")
-    meta = payload if isinstance(payload, dict) else {}
-    history = meta.get("iterations", meta.get("history", [])) if meta else payload
+    meta = read_json(folder / "history.json")
+    history = meta["iterations"]
     device, wall = _provenance(folder, meta)
     keys = [k for k in dict.fromkeys(k for row in history for k in row) if k != "values"]
     table = Table(keys, [[_cell_text(row.get(k)) for k in keys] for row in history])
@@ -319,9 +315,9 @@ def _cell_text(value: Any) -> str:
 
 def final_section(run_dir: Path) -> Section:
     title = "Final model on PrivateTest"
-    path = run_dir / "final" / "metrics-PrivateTest.json"
+    path = run_dir / "final" / PRIVATE_METRICS_FILE
     if not path.exists():
-        return _not_run(title, "`final/metrics-PrivateTest.json` is absent.")
+        return _not_run(title, f"`final/{PRIVATE_METRICS_FILE}` is absent.")
     metrics = read_json(path)
     cell = Cell("final", None, metrics, run=_stage_run(path.parent, metrics))
     table = comparison_table(summarise([cell]))

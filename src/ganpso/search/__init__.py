@@ -10,18 +10,17 @@ from ganpso.search.executors import (
     build_executor,
     list_executors,
 )
+from ganpso.search.optimizer import Optimizer, Trial
 from ganpso.search.pso import (
     ParticleSwarm,
     PSOConfig,
     SearchResult,
-    Trial,
     constriction_factor,
     optimize,
 )
 from ganpso.search.runner import SearchOutcome, plot_convergence, run_search, settings_key
 from ganpso.search.samplers import (
     BatchSampler,
-    Optimizer,
     RandomSearch,
     TPESampler,
     build_optimizer,

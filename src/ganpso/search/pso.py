@@ -30,13 +30,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Self
 
 import numpy as np
 
 from ganpso.config import build_config
 from ganpso.errors import CheckpointError, ConfigError
+from ganpso.search.optimizer import Trial
 from ganpso.search.topology import build_topology, list_topologies
 
 log = logging.getLogger(__name__)
@@ -106,15 +107,6 @@ def constriction_factor(cognitive: float, social: float) -> float:
     """Clerc's chi; 0.7298 for c1 = c2 = 2.05."""
     phi = cognitive + social
     return 2.0 / abs(2.0 - phi - math.sqrt(phi * phi - 4.0 * phi))
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One particle to evaluate: ``position`` is a unit-cube point ``(dim,)``."""
-
-    particle: int
-    iteration: int
-    position: np.ndarray = field(compare=False)
 
 
 @dataclass

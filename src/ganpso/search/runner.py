@@ -44,8 +44,7 @@ from ganpso.config import write_yaml
 from ganpso.errors import CheckpointError
 from ganpso.files import write_json_atomic
 from ganpso.search.executors import Executor, Outcome
-from ganpso.search.pso import Trial
-from ganpso.search.samplers import Optimizer
+from ganpso.search.optimizer import Optimizer, Trial
 from ganpso.search.space import SearchSpace
 
 STATE_VERSION = 1

@@ -28,39 +28,16 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
 from ganpso.errors import CheckpointError, ConfigError
-from ganpso.search.pso import ParticleSwarm, PSOConfig, Trial
+from ganpso.search.optimizer import Optimizer, Trial
+from ganpso.search.pso import ParticleSwarm, PSOConfig
 
 STATE_VERSION = 1
 Direction = Literal["maximize", "minimize"]
-
-
-class Optimizer(Protocol):
-    """What the search runner needs: ParticleSwarm and the samplers here all provide it."""
-
-    iteration: int
-    history: list[dict[str, Any]]
-
-    @property
-    def done(self) -> bool: ...
-
-    @property
-    def best_value(self) -> float | None: ...
-
-    @property
-    def best_position(self) -> np.ndarray | None: ...
-
-    def ask(self) -> list[Trial]: ...
-
-    def tell(self, trial: Trial, value: float | None) -> None: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class BatchSampler(ABC):

@@ -1,0 +1,108 @@
+"""The classifier's recipe: model, augmentation, optimisation and the GAN faces it trains on.
+
+Example:
+    >>> cfg = TrainConfig.from_dict({"model": {"name": "vgg_small"}, "epochs": 2})
+    >>> cfg.model.name, cfg.epochs
+    ('vgg_small', 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ganpso.config import YamlConfig, bounded
+from ganpso.data.config import DataConfig
+from ganpso.emotions import EMOTIONS, IMAGE_SIZE
+from ganpso.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Which registered classifier to build (see ``ganpso.classifier.models``)."""
+
+    name: str = "vgg_small"
+    dropout: float = bounded(0.4, ge=0, lt=1)
+    # channels of the first stage; each later stage doubles it. The cap keeps a checkpoint's
+    # header from asking for a model of gigabytes
+    width: int = bounded(32, ge=1, le=256)
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation, applied on the device to uint8 batches."""
+
+    crop: int = bounded(40, ge=8, le=IMAGE_SIZE)  # random crop side; evaluation: centre, corners
+    flip: bool = True
+    erase_prob: float = bounded(0.5, ge=0, le=1)  # probability of one erased square per image
+    erase_max: int = bounded(20, ge=1, le=IMAGE_SIZE)  # largest erased side in pixels
+
+
+@dataclass
+class SyntheticConfig:
+    """GAN faces added to Training before the classifier trains (``ganpso.pipeline.balance``).
+
+    Each class is topped up to ``ratio`` x the largest class's real count (``class_ratios``
+    overrides it per class); a class already above that gets nothing.
+    """
+
+    generator: str | None = None  # generator.safetensors; None: real images only
+    ratio: float = bounded(0.0, ge=0, le=10)
+    class_ratios: dict[str, float] = field(default_factory=dict)  # e.g. {disgust: 0.5}
+    filter_confidence: float = bounded(
+        0.0, ge=0, le=1
+    )  # keep fakes whose own class gets >= this probability
+    filter_classifier: str | None = None  # classifier for the filter; None: the bundled model
+    weight: float = bounded(
+        1.0, gt=0, le=10
+    )  # loss weight of a synthetic image (a real one weighs 1)
+    seed: int = bounded(0, ge=0)  # latent draws: same seed, same faces
+
+    def check(self, where: str) -> None:
+        unknown = sorted(set(self.class_ratios) - set(EMOTIONS))
+        if unknown:
+            raise ConfigError(f"{where}.class_ratios: unknown classes {unknown}; valid: {EMOTIONS}")
+        for name, ratio in self.class_ratios.items():
+            if (
+                not isinstance(ratio, int | float)
+                or isinstance(ratio, bool)
+                or not 0 <= ratio <= 10
+            ):
+                raise ConfigError(
+                    f"{where}.class_ratios.{name}: {ratio!r} is out of range; "
+                    "expected >= 0 and <= 10"
+                )
+
+
+@dataclass
+class TrainConfig(YamlConfig):
+    """One classifier training run. ``ganpso train --config`` loads this."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    seed: int = bounded(0, ge=0)
+    # a .safetensors classifier to start from (fine-tuning); its model section must equal ours
+    init: str | None = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["bf16", "fp32"] = "bf16"  # autocast dtype for forward passes
+    channels_last: bool = True
+    epochs: int = bounded(35, ge=1, le=100_000)
+    batch_size: int = bounded(128, ge=1, le=65_536)
+    lr: float = bounded(0.1, gt=0, le=100)  # peak of the one-cycle schedule
+    momentum: float = bounded(0.9, ge=0, lt=1)
+    weight_decay: float = bounded(5e-4, ge=0, le=1)
+    warmup_fraction: float = bounded(0.2, gt=0, lt=1)
+    label_smoothing: float = bounded(0.1, ge=0, lt=1)
+    class_weighting: Literal["none", "inverse", "sqrt_inverse"] = "none"
+    sampling: Literal["none", "oversample"] = "none"  # re-sample rare classes to balance
+    early_stopping_patience: int | None = bounded(
+        None, ge=1
+    )  # epochs without PublicTest gain before stopping
+    selection_metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    tta: bool = True  # final evaluation averages 5 crops x 2 flips
+    eval_batch_size: int = bounded(512, ge=1, le=65_536)
+    num_threads: int | None = bounded(
+        None, ge=1, le=1024
+    )  # torch threads; None keeps torch's default
