@@ -6,7 +6,8 @@ reference folder. Then, ``--kills`` times, the same command starts in a fresh fo
 with SIGKILL after a random delay, and is rerun (killed again while time is left in the
 attempt, up to ``--max-kills-per-try``) until it exits 0. A finish counts as identical when
 every file of the reference exists and holds the same content, except wall-clock fields
-(seconds, times, dates) and logs, and safetensors are compared tensor by tensor.
+(seconds, times, dates), logs and the folder's own path (it appears in commands and configs);
+safetensors are compared tensor by tensor.
 
     python benchmarks/kill_resume.py --kills 5 --out results/benchmarks/kill-resume.json
 """
@@ -55,27 +56,29 @@ def commands(data: str, work: Path) -> dict[str, Any]:
 
 def without_times(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            k: without_times(v) for k, v in value.items() if not any(t in k for t in TIME_KEYS)
-        }
+        return {k: without_times(v) for k, v in value.items() if not any(t in k for t in TIME_KEYS)}
     if isinstance(value, list):
         return [without_times(v) for v in value]
     return value
 
 
-def same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path, roots: tuple[Path, Path]) -> bool:
+    """Equal content, the two folders' own paths (in commands and configs) aside."""
     if a.suffix == ".safetensors":
         ta, tb = load_file(a), load_file(b)
         return ta.keys() == tb.keys() and all(np.array_equal(ta[k], tb[k]) for k in ta)
-    if a.suffix == ".json":
-        return without_times(json.loads(a.read_text())) == without_times(json.loads(b.read_text()))
-    if a.suffix == ".jsonl":
-        rows = [[json.loads(line) for line in p.read_text().splitlines() if line] for p in (a, b)]
-        return without_times(rows[0]) == without_times(rows[1])
     if a.suffix == ".npz":
         with np.load(a) as x, np.load(b) as y:
             return x.files == y.files and all(np.array_equal(x[k], y[k]) for k in x.files)
-    return a.read_bytes() == b.read_bytes()
+    texts = [
+        p.read_text().replace(str(root), "<folder>") for p, root in zip((a, b), roots, strict=True)
+    ]
+    if a.suffix == ".json":
+        return without_times(json.loads(texts[0])) == without_times(json.loads(texts[1]))
+    if a.suffix == ".jsonl":
+        rows = [[json.loads(line) for line in t.splitlines() if line] for t in texts]
+        return without_times(rows[0]) == without_times(rows[1])
+    return texts[0] == texts[1]
 
 
 def compared_files(folder: Path) -> list[Path]:
@@ -95,7 +98,7 @@ def differences(reference: Path, candidate: Path) -> list[str]:
         other = candidate / rel
         if not other.exists():
             found.append(f"missing {rel}")
-        elif not same_file(reference / rel, other):
+        elif not same_file(reference / rel, other, (reference, candidate)):
             found.append(f"differs {rel}")
     return found
 

@@ -34,6 +34,10 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     files["model"] = root / "tiny.safetensors"
     save_classifier(files["model"], build_model(config).eval(), config, EMOTIONS, Preprocessing())
+    files["crop.safetensors"] = root / "crop.safetensors"  # a header whose crop exceeds the face
+    save_classifier(
+        files["crop.safetensors"], build_model(config), config, EMOTIONS, Preprocessing(crop=100)
+    )
     data = files["model"].read_bytes()
     writes = {
         "random.safetensors": np.random.default_rng(0).bytes(4096),
@@ -144,6 +148,7 @@ CASES = [
     (["evaluate", "@header-only.safetensors", "--data", "@zip"], "header-only.safetensors"),
     (["evaluate", "@pickle.safetensors", "--data", "@zip"], "not a ganpso safetensors"),
     (["evaluate", "nothing.safetensors"], "nothing.safetensors: model file not found"),
+    (["predict", "@tiny.png", "--model", "@crop.safetensors"], "crop: 100 is larger than"),
     (["predict", "@empty-folder", "--model", "@model"], "no images in this folder"),
     (["predict", "@tiny.png", "--no-detect", "--model", "@model"], "image is 1x1 pixels"),
     (["predict", "@text.png", "--model", "@model"], "text.png"),

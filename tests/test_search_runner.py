@@ -22,7 +22,7 @@ from ganpso.search import (
     build_optimizer,
     run_search,
 )
-from ganpso.search.executors import evaluate
+from ganpso.search.executors import evaluate_item
 
 SPACE = SearchSpace([FloatParam(name, -1.0, 1.0) for name in ("x", "y", "z")])
 TARGET = {"x": 0.3, "y": -0.2, "z": 0.5}  # the sphere's maximum, off-centre
@@ -227,12 +227,12 @@ def test_missing_extras_fail_with_the_install_command(monkeypatch) -> None:
 
 
 def test_evaluate_turns_exceptions_and_non_finite_values_into_failures() -> None:
-    assert evaluate(sphere, POINTS[0]).value == sphere(POINTS[0])
-    assert evaluate(flaky, POINTS[1]).error == "ValueError: x is too large"
-    assert evaluate(flaky, POINTS[2]).error == "non-finite fitness (nan)"
-    assert evaluate(lambda _: "abc", None).error.startswith("ValueError: could not convert")
+    assert evaluate_item(sphere, POINTS[0]).value == sphere(POINTS[0])
+    assert evaluate_item(flaky, POINTS[1]).error == "ValueError: x is too large"
+    assert evaluate_item(flaky, POINTS[2]).error == "non-finite fitness (nan)"
+    assert evaluate_item(lambda _: "abc", None).error.startswith("ValueError: could not convert")
     with pytest.raises(Crash):
-        evaluate(Counting(crash_after=0), POINTS[0])
+        evaluate_item(Counting(crash_after=0), POINTS[0])
 
 
 def _summary(outcomes) -> list:

@@ -19,7 +19,7 @@ from ganpso.checkpoint import check_shapes, read_header, write_checkpoint
 from ganpso.classifier.augment import PIXEL_MEAN, PIXEL_STD
 from ganpso.classifier.config import ModelConfig
 from ganpso.classifier.models import build_model
-from ganpso.config import build_config
+from ganpso.config import bounded, build_config
 from ganpso.emotions import IMAGE_SIZE
 from ganpso.errors import CheckpointError, ConfigError
 
@@ -31,10 +31,16 @@ MAX_CLASSES = 1000
 class Preprocessing:
     """How raw faces become model input; inference must apply exactly this."""
 
-    image_size: int = IMAGE_SIZE  # faces are resized to this square, grayscale
-    crop: int = 40  # the model sees centre/corner crops of this side
-    pixel_mean: float = PIXEL_MEAN
-    pixel_std: float = PIXEL_STD
+    image_size: int = bounded(IMAGE_SIZE, ge=16, le=512)  # faces resized to this square, grayscale
+    crop: int = bounded(40, ge=8, le=512)  # the model sees centre/corner crops of this side
+    pixel_mean: float = bounded(PIXEL_MEAN, ge=0, le=1)
+    pixel_std: float = bounded(PIXEL_STD, gt=0, le=1)
+
+    def check(self, where: str) -> None:
+        if self.crop > self.image_size:
+            raise ConfigError(
+                f"{where}.crop: {self.crop} is larger than image_size {self.image_size}"
+            )
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Cla
         classes = tuple(header["classes"])
         if not 2 <= len(classes) <= MAX_CLASSES:
             raise ConfigError(f"classes: {len(classes)} of them; expected 2 to {MAX_CLASSES}")
-        preprocessing = Preprocessing(**header["preprocessing"])
+        preprocessing = build_config(Preprocessing, header["preprocessing"], "preprocessing")
         with torch.device("meta"):  # shapes only: no memory until they match the file
             check_shapes(path, build_model(model_config, num_classes=len(classes)))
         model = build_model(model_config, num_classes=len(classes))
@@ -97,4 +103,3 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Cla
     return ClassifierCheckpoint(
         model, model_config, classes, preprocessing, header.get("extra", {})
     )
-

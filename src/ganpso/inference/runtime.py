@@ -17,6 +17,7 @@ import torch
 
 from ganpso.checkpoint import METADATA_KEY
 from ganpso.classifier.checkpoint import Preprocessing, load_classifier
+from ganpso.config import build_config
 from ganpso.device import autocast, resolve_device
 from ganpso.errors import CheckpointError, ConfigError
 
@@ -92,8 +93,8 @@ def load_onnx(path: Path) -> LoadedModel:
         )
         header = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
         classes = tuple(header["classes"])
-        preprocessing = Preprocessing(**header["preprocessing"])
-    except (KeyError, TypeError, ValueError) as exc:
+        preprocessing = build_config(Preprocessing, header["preprocessing"], "preprocessing")
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{path}: ONNX model lacks the ganpso header ({exc})") from None
     except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -58,7 +58,7 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def evaluate(fn: Objective, item: Any) -> Outcome:
+def evaluate_item(fn: Objective, item: Any) -> Outcome:
     """Call ``fn(item)``; an exception or a non-finite value becomes a failed outcome."""
     start = time.perf_counter()
     try:
@@ -99,7 +99,7 @@ class SequentialExecutor(Executor):
     ) -> list[Outcome]:
         outcomes = []
         for index, item in enumerate(items):
-            outcomes.append(evaluate(fn, item))
+            outcomes.append(evaluate_item(fn, item))
             if on_result is not None:
                 on_result(index, outcomes[-1])
         return outcomes
@@ -153,7 +153,7 @@ class ProcessPoolExecutor(Executor):
         self, fn: Objective, items: Sequence[Any], on_result: OutcomeCallback | None = None
     ) -> list[Outcome]:
         pool = self._ensure_pool()
-        futures = {pool.submit(evaluate, fn, item): i for i, item in enumerate(items)}
+        futures = {pool.submit(evaluate_item, fn, item): i for i, item in enumerate(items)}
         outcomes: list[Outcome | None] = [None] * len(items)
         for future in cf.as_completed(futures):
             index = futures[future]
@@ -181,7 +181,7 @@ def _future_outcome(future: cf.Future) -> Outcome:
 def _ray_evaluate(fn: Objective, item: Any, threads: int) -> Outcome:
     """A Ray task: Ray sets OMP_NUM_THREADS=1 in its workers, so torch needs telling."""
     _limit_threads(threads)
-    return evaluate(fn, item)
+    return evaluate_item(fn, item)
 
 
 class RayExecutor(Executor):
@@ -273,7 +273,7 @@ def _import_ray() -> Any:
 
 
 def _ray_outcome(ray: Any, ref: Any) -> Outcome:
-    """The task's outcome, or a failure when its worker died (``evaluate`` caught the rest)."""
+    """The task's outcome, or a failure when its worker died (``evaluate_item`` caught the rest)."""
     try:
         return ray.get(ref)
     except Exception as exc:  # RayTaskError's own first line names only the task: use its cause
