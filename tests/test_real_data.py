@@ -56,3 +56,13 @@ def test_mini_xception_port_reproduces_a_working_model(public_faces) -> None:
         predicted = model(preprocess(public_faces.images)).argmax(1).numpy()
     # a wrong weight layout gives chance level (~14 %); the published model is ~66 % on FER2013
     assert (predicted == public_faces.labels).mean() > 0.45
+
+
+def test_the_profiles_dataset_is_found_from_any_working_directory(tmp_path, monkeypatch) -> None:
+    from ganpso.data.loading import locate_source
+    from ganpso.pipeline.config import RunConfig
+
+    profile = Path(__file__).parents[1] / "src" / "ganpso" / "profiles" / "default.yaml"
+    source = RunConfig.from_yaml(profile).data.source  # relative: ../shared/data/fer2013.zip
+    monkeypatch.chdir(tmp_path)
+    assert locate_source(source).resolve() == ARCHIVE.resolve()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ganpso.cli.classifier import raw_config, write_run_record
+from ganpso.data.loading import locate_source
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import ConfigError
 
@@ -146,8 +147,7 @@ def run_gan_train(args: argparse.Namespace, command: str) -> int:
     from ganpso.gan.trainer import resume_config
 
     config = resume_config(args.out) if args.resume else GanConfig.from_dict(raw_config(args))
-    if not Path(config.data.source).expanduser().exists():
-        raise ConfigError(f"{config.data.source}: dataset not found (set --data or data.source)")
+    locate_source(config.data.source)  # before any compute: the dataset is there
     started = time.perf_counter()
     dataset = load_dataset(config.data)
     trainer = GanTrainer(config, args.out)

@@ -10,6 +10,7 @@ from typing import Any
 from ganpso.classifier.config import TrainConfig
 from ganpso.cli.classifier import raw_config
 from ganpso.config import apply_overrides, read_yaml
+from ganpso.data.loading import locate_source
 from ganpso.errors import ConfigError
 from ganpso.pipeline.compare import METHODS, compare
 from ganpso.pipeline.config import RunConfig, SearchConfig
@@ -186,8 +187,7 @@ def run_run(args: argparse.Namespace, command: str) -> int:
         raise ConfigError("give --profile or --config, not both")
     args.config = args.config or profile_path(args.profile or "default")
     config = RunConfig.from_dict(raw_config(args))
-    if not Path(config.data.source).expanduser().exists():
-        raise ConfigError(f"{config.data.source}: dataset not found (set --data or data.source)")
+    locate_source(config.data.source)  # before any compute: the dataset is there
     stop_after = None if args.stop_after == REPORT_STEP else args.stop_after
     ran = run_pipeline(
         config, args.out, command=command, stop_after=stop_after, extra=args.extra_stages

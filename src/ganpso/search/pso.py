@@ -51,8 +51,8 @@ class PSOConfig:
     swarm_size: int = 10
     iterations: int = 20  # evaluations = swarm_size * iterations
     direction: Literal["maximize", "minimize"] = "maximize"  # the pipeline maximises macro-F1
-    # linear decrease: explore first, refine at the end. 0.8 -> 0.3 with v_max = 0.1 won both at
-    # 10 x 20 evaluations in 5-d and 20 x 100 in 10-d over six test functions (see benchmarks/)
+    # linear decrease: explore first, refine at the end (benchmarks/bench_pso.py compares the
+    # schedules and clamps on standard test functions; results/pso-benchmark/)
     inertia_start: float = 0.8
     inertia_end: float = 0.3
     cognitive: float = 1.49618  # c1, pull towards the particle's own best
