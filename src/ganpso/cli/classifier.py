@@ -98,10 +98,10 @@ def raw_config(args: argparse.Namespace, extra: list[str] | None = None) -> dict
 def run_train(args: argparse.Namespace, command: str) -> int:
     import torch
 
-    from ganpso.classifier import build_model, load_classifier
-    from ganpso.classifier.evaluation import evaluate_checkpoint, write_evaluation
+    from ganpso.classifier import build_model
     from ganpso.data import load_dataset
     from ganpso.device import describe_device, resolve_device
+    from ganpso.pipeline.evaluation import evaluate_public
     from ganpso.pipeline.training import train_classifier
 
     out = args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
@@ -131,18 +131,7 @@ def run_train(args: argparse.Namespace, command: str) -> int:
     result = train_classifier(
         config, dataset, out, resume=args.resume, progress=sys.stderr.isatty()
     )
-    checkpoint = load_classifier(out / "best.safetensors", device=device)
-    report = evaluate_checkpoint(
-        checkpoint,
-        dataset["PublicTest"],
-        "PublicTest",
-        device=device,
-        tta=config.tta,
-        precision=config.precision,
-        command=command,
-        seed=config.seed,
-    )
-    write_evaluation(report, out)
+    report = evaluate_public(config, out, dataset, command)
     if config.init:
         report_fine_tuning(config, dataset, out, command)
     wall = time.perf_counter() - started

@@ -26,8 +26,9 @@ CHECKPOINT_FILE = "best.safetensors"
 
 def evaluate_public(
     config: TrainConfig, model_dir: Path, dataset: FerDataset, command: str
-) -> None:
-    """The PublicTest report of the classifier trained in ``model_dir``, with the recipe's views."""
+) -> dict[str, Any]:
+    """The PublicTest report of the classifier trained in ``model_dir``, with the recipe's views,
+    written beside it and returned."""
     device = resolve_device(config.device)
     report = evaluate_checkpoint(
         load_classifier(model_dir / CHECKPOINT_FILE, device),
@@ -40,6 +41,7 @@ def evaluate_public(
         seed=config.seed,
     )
     write_evaluation(report, model_dir)
+    return report
 
 
 def evaluate_private(model_dir: Path, dataset: FerDataset, command: str) -> dict[str, Any]:
