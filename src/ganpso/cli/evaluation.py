@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,7 @@ def run_calibrate(args: argparse.Namespace, command: str) -> int:
 
     path = args.model / "best.safetensors" if args.model.is_dir() else args.model
     run_dir = path.parent if (path.parent / "config.yaml").exists() else None
-    args.map, args.ignore = [], []
-    data, precision, seed = evaluation_data(run_dir, args)
+    data, precision, seed = evaluation_data(run_dir, args.data)
     device = resolve_device(args.device)
     predictor = EmotionPredictor.from_pretrained(
         path, device=str(device), precision=precision, tta=not args.no_tta, temperature=1.0
@@ -127,7 +127,7 @@ def run_evaluate(args: argparse.Namespace, command: str) -> int:
 
     model = args.model or default_model_path()
     run_dir = model if model.is_dir() else None
-    data, precision, seed = evaluation_data(run_dir, args)
+    data, precision, seed = evaluation_data(run_dir, args.data, args.map, args.ignore)
     device = resolve_device(args.device)
     predictor = EmotionPredictor.from_pretrained(
         model, device=str(device), precision=precision, tta=not args.no_tta
@@ -161,7 +161,12 @@ def run_evaluate(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def evaluation_data(run_dir: Path | None, args: argparse.Namespace) -> tuple[Any, str, int]:
+def evaluation_data(
+    run_dir: Path | None,
+    source: str | None,
+    maps: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+) -> tuple[Any, str, int]:
     """The data config (the run's, or the default), with --data, --map and --ignore applied."""
     from ganpso.data.config import DataConfig
 
@@ -170,14 +175,14 @@ def evaluation_data(run_dir: Path | None, args: argparse.Namespace) -> tuple[Any
         run_config = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml"))
         data, precision, seed = run_config.data, run_config.precision, run_config.seed
     raw = data.__dict__ | {"unknown_classes": "error"}  # a class must map or be ignored
-    if args.data:
-        raw["source"] = args.data
-    for item in args.map:
+    if source:
+        raw["source"] = source
+    for item in maps:
         name, sep, emotion = item.partition("=")
         if not sep or not name:
             raise ConfigError(f"--map {item!r}: expected NAME=EMOTION, e.g. --map anger=angry")
         raw["class_map"] = {**raw["class_map"], name: emotion}
-    raw["ignore_classes"] = [*raw["ignore_classes"], *args.ignore]
+    raw["ignore_classes"] = [*raw["ignore_classes"], *ignore]
     return build_config(DataConfig, raw, "data"), precision, seed
 
 

@@ -50,10 +50,10 @@ def locate_source(source: str) -> Path:
     built-in profiles' ``../shared/data/fer2013.zip`` is found from any working directory.
     """
     path = Path(source).expanduser()
-    if path.exists() or path.is_absolute():
-        if not path.exists():
-            raise DataError(f"{path}: no such file or directory")
+    if path.exists():
         return path
+    if path.is_absolute():
+        raise DataError(f"{path}: no such file or directory")
     checkout = Path(__file__).resolve().parents[3]
     if (checkout / "pyproject.toml").is_file() and (checkout / path).exists():
         return (checkout / path).resolve()

@@ -21,7 +21,7 @@ import numpy as np
 from ganpso.classifier.checkpoint import load_classifier, save_classifier
 from ganpso.data import Split
 from ganpso.errors import CheckpointError
-from ganpso.inference.predictor import EmotionPredictor, face_views
+from ganpso.inference.predictor import EmotionPredictor
 from ganpso.metrics.calibration import (
     calibration_summary,
     fit_temperature,
@@ -31,14 +31,7 @@ from ganpso.metrics.calibration import (
 
 def view_logits(predictor: EmotionPredictor, faces: np.ndarray) -> np.ndarray:
     """The engine's logits ``(V, N, K)`` for every view the predictor averages."""
-    chunks = []
-    for start in range(0, len(faces), predictor.batch_size):
-        views = face_views(faces[start : start + predictor.batch_size], predictor.preprocessing,
-                           predictor.tta)  # fmt: skip
-        count, batch = views.shape[:2]
-        logits = predictor.engine(views.reshape(count * batch, *views.shape[2:]))
-        chunks.append(logits.reshape(count, batch, -1))
-    return np.concatenate(chunks, axis=1).astype(np.float64)
+    return np.concatenate(list(predictor.view_logits(faces)), axis=1).astype(np.float64)
 
 
 def calibrate(predictor: EmotionPredictor, split: Split, seed: int = 0) -> dict[str, Any]:

@@ -98,8 +98,13 @@ def crop_face(
     return cv2.resize(square, (size, size), interpolation=interpolation)
 
 
-def whole_image_face(gray: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
-    """An already-cropped face (FER2013-style): centre square, resized."""
+def centre_square(gray: np.ndarray) -> Box:
+    """The centred square of the image's shorter side."""
     height, width = gray.shape
     side = min(height, width)
-    return crop_face(gray, Box((width - side) // 2, (height - side) // 2, side, side), size=size)
+    return Box((width - side) // 2, (height - side) // 2, side, side)
+
+
+def whole_image_face(gray: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """An already-cropped face (FER2013-style): centre square, resized."""
+    return crop_face(gray, centre_square(gray), size=size)

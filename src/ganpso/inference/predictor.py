@@ -23,7 +23,14 @@ from tqdm import tqdm
 
 from ganpso.classifier.checkpoint import Preprocessing
 from ganpso.errors import CheckpointError, DataError
-from ganpso.inference.faces import Box, crop_face, detect_faces, read_photo, whole_image_face
+from ganpso.inference.faces import (
+    Box,
+    centre_square,
+    crop_face,
+    detect_faces,
+    read_photo,
+    whole_image_face,
+)
 from ganpso.inference.inputs import iter_inputs
 from ganpso.inference.runtime import Engine, load_model
 
@@ -83,13 +90,6 @@ def is_face_sized(gray: np.ndarray) -> bool:
     height, width = gray.shape
     low, high = FACE_SIZED_ASPECT
     return max(height, width) <= FACE_SIZED_MAX_SIDE and low <= width / height <= high
-
-
-def centre_square(gray: np.ndarray) -> Box:
-    """The box ``whole_image_face`` crops: the centred square of the shorter side."""
-    height, width = gray.shape
-    side = min(height, width)
-    return Box((width - side) // 2, (height - side) // 2, side, side)
 
 
 def face_views(faces: np.ndarray, preprocessing: Preprocessing, tta: bool) -> np.ndarray:
@@ -170,14 +170,17 @@ class EmotionPredictor:
         """Probabilities ``(N, K)`` for uint8 face crops ``(N, 48, 48)``, averaged over views."""
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        chunks = []
+        scaled = (logits / self.temperature for logits in self.view_logits(faces))
+        chunks = [softmax(batch).mean(axis=0) for batch in scaled]
+        return np.concatenate(chunks).astype(np.float32)
+
+    def view_logits(self, faces: np.ndarray) -> Iterator[np.ndarray]:
+        """The engine's logits ``(V, B, K)`` for each batch of faces, every view it averages."""
         for start in range(0, len(faces), self.batch_size):
             views = face_views(faces[start : start + self.batch_size], self.preprocessing, self.tta)
             count, batch = views.shape[:2]
             logits = self.engine(views.reshape(count * batch, *views.shape[2:]))
-            scaled = logits.reshape(count, batch, -1) / self.temperature
-            chunks.append(softmax(scaled).mean(axis=0))
-        return np.concatenate(chunks).astype(np.float32)
+            yield logits.reshape(count, batch, -1)
 
     def face_crops(self, gray: np.ndarray, detect: bool) -> tuple[list[Box | None], np.ndarray]:
         size = self.preprocessing.image_size
