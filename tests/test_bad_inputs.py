@@ -156,6 +156,8 @@ CASES = [
     (["predict", "missing.png", "--model", "@model"], "missing.png: no such file"),
     (["predict", "@text.png", "--model", "@random.safetensors"], "not a ganpso safetensors"),
     (["predict", "@tiny.png", "--batch-size", "0", "--model", "@model"], "--batch-size 0"),
+    (["predict", "@tiny.png", "--min-face", "0", "--model", "@model"], "--min-face 0"),
+    (["export", "--onnx", "--int8", "--out", "@out"], "--int8 needs --calibration-data"),
     (["gan", "train", "--data", "@zip", "--set", "steps=-5", "--out", "@out"], "steps: -5 is out"),
     (["gan", "train", "--data", "@zip", "--set", "g_width=4096", "--out", "@out"], "g_width"),
     (["gan", "train", "--data", "@zip", "--set", "lr_d=0", "--out", "@out"], "lr_d: 0.0 is out"),

@@ -126,28 +126,70 @@ def test_save_load_gives_identical_outputs(tmp_path) -> None:
     assert loaded.preprocessing.crop == 40
 
 
-def test_resume_equals_uninterrupted_training(tmp_path) -> None:
+@pytest.mark.parametrize(("ema_decay", "mixup_alpha"), [(None, 0.0), (0.9, 0.4)])
+def test_resume_equals_uninterrupted_training(tmp_path, ema_decay, mixup_alpha) -> None:
     dataset = tiny_dataset()
-    fit(tiny_config(), dataset, tmp_path / "straight", log=lambda _: None)
+    config = tiny_config(ema_decay=ema_decay, mixup_alpha=mixup_alpha)
+    fit(config, dataset, tmp_path / "straight", log=lambda _: None)
 
     def crash_after_first_epoch(line: str) -> None:
         if line.startswith("epoch   1/"):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(tiny_config(), dataset, tmp_path / "resumed", log=crash_after_first_epoch)
-    fit(tiny_config(), dataset, tmp_path / "resumed", resume=True, log=lambda _: None)
+        fit(config, dataset, tmp_path / "resumed", log=crash_after_first_epoch)
+    fit(config, dataset, tmp_path / "resumed", resume=True, log=lambda _: None)
 
-    straight = load_state(tmp_path / "straight" / "state.pt")["model"]
-    resumed = load_state(tmp_path / "resumed" / "state.pt")["model"]
-    for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
+    for key in ("model", "ema"):
+        straight = load_state(tmp_path / "straight" / "state.pt")[key]
+        resumed = load_state(tmp_path / "resumed" / "state.pt")[key]
+        assert straight.keys() == resumed.keys()
+        for name in straight:
+            assert torch.equal(straight[name], resumed[name]), name
 
     def rows_without_time(run: str) -> list[dict]:
         lines = (tmp_path / run / "history.jsonl").read_text().splitlines()
         return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
 
     assert rows_without_time("resumed") == rows_without_time("straight")
+
+
+def test_ema_weights_are_the_kept_ones(tmp_path) -> None:
+    """With EMA the saved checkpoint holds the averaged weights, not the last trained ones."""
+    fit(tiny_config(epochs=1, ema_decay=0.5), tiny_dataset(), tmp_path / "run", log=lambda _: None)
+    state = load_state(tmp_path / "run" / "state.pt")
+    kept = load_classifier(tmp_path / "run" / "best.safetensors").model.state_dict()
+    averaged = {k.removeprefix("module."): v for k, v in state["ema"].items()}
+    weight = "features.0.weight"
+    assert torch.equal(kept[weight], averaged[weight].float())
+    assert not torch.equal(kept[weight], state["model"][weight])
+
+
+def test_mix_batch_blends_each_image_with_one_partner() -> None:
+    from ganpso.classifier.augment import mix_batch
+
+    batch = torch.arange(6, dtype=torch.float32).reshape(6, 1, 1, 1).expand(6, 1, 4, 4)
+    mixed, partner, lam = mix_batch(batch, 0.4, torch.Generator().manual_seed(0))
+    assert 0 <= lam <= 1 and sorted(partner.tolist()) == list(range(6))
+    expected = lam * batch + (1 - lam) * batch[partner]
+    torch.testing.assert_close(mixed, expected)
+    again = mix_batch(batch, 0.4, torch.Generator().manual_seed(0))
+    assert again[2] == lam and torch.equal(again[1], partner)
+
+
+def test_mixup_loss_is_the_blend_of_both_targets_losses() -> None:
+    from ganpso.classifier.training import batch_loss
+
+    logits = torch.randn(5, 7, generator=torch.Generator().manual_seed(1))
+    target = torch.tensor([0, 1, 2, 3, 4])
+    partner = torch.tensor([4, 3, 2, 1, 0])
+    one = batch_loss(logits, target, None, None, 0.0)
+    assert torch.isclose(one, torch.nn.functional.cross_entropy(logits, target))
+    soft = 0.3 * torch.nn.functional.one_hot(target, 7) + 0.7 * torch.nn.functional.one_hot(
+        target[partner], 7
+    )
+    blended = 0.3 * one + 0.7 * batch_loss(logits, target[partner], None, None, 0.0)
+    assert torch.isclose(blended, torch.nn.functional.cross_entropy(logits, soft.float()))
 
 
 def test_fit_refuses_to_overwrite_a_run(tmp_path) -> None:

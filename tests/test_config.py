@@ -112,7 +112,10 @@ def test_yaml_round_trip(tmp_path) -> None:
         ({"model": {"widht": 3}}, r"config.model: unknown key"),
         ({"epochs": "ten"}, r"config.epochs: expected int"),
         ({"epochs": True}, r"config.epochs: expected int"),
-        ({"precision": "fp16"}, r"config.precision: 'fp16' is not one of \['bf16', 'fp32'\]"),
+        (
+            {"precision": "fp16"},
+            r"config.precision: 'fp16' is not one of \['auto', 'bf16', 'fp32'\]",
+        ),
         ({"model": 3}, r"config.model: expected a mapping"),
     ],
 )

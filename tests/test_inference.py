@@ -202,6 +202,76 @@ def test_onnx_export_matches_pytorch(tiny_checkpoint, tmp_path, astronaut) -> No
     np.testing.assert_allclose(list(a.values()), list(b.values()), atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["vgg_small", "resnet_small"])
+def test_folded_batch_norm_computes_the_same_logits(name) -> None:
+    from ganpso.classifier.config import ModelConfig
+    from ganpso.classifier.fusion import fold_batch_norm
+    from ganpso.classifier.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, width=4))
+    crops = torch.randn(16, 1, 40, 40)
+    model.train()
+    for _ in range(3):  # running statistics away from their initial 0 and 1
+        model(crops * 3 + 1)
+    model.eval()
+    folded = fold_batch_norm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(folded(crops), model(crops), atol=1e-5, rtol=1e-4)
+
+
+def test_int8_export_keeps_the_header_and_nearly_the_probabilities(
+    tiny_checkpoint, tmp_path, monkeypatch
+) -> None:
+    from factories import tiny_dataset
+    from ganpso.inference import quantize
+    from ganpso.inference.export import export_onnx
+
+    monkeypatch.setattr(quantize, "MAX_ACCURACY_LOSS", 1.0)  # an untrained model: chance level
+    data = tiny_dataset()
+    export_onnx(tiny_checkpoint, tmp_path / "fp32.onnx")
+    check = (data["PublicTest"].images, data["PublicTest"].labels)
+    report = quantize.quantize_export(
+        tmp_path / "fp32.onnx", tmp_path / "int8.onnx", data["Training"].images, check
+    )
+    assert report["faces_checked"] == len(check[0]) and 0 <= report["int8_accuracy"] <= 1
+    int8 = EmotionPredictor.from_pretrained(tmp_path / "int8.onnx")
+    fp32 = EmotionPredictor.from_pretrained(tmp_path / "fp32.onnx")
+    assert int8.classes == EMOTIONS and int8.preprocessing == fp32.preprocessing
+    np.testing.assert_allclose(
+        int8.predict_faces(check[0]), fp32.predict_faces(check[0]), atol=0.05
+    )
+
+
+def test_int8_export_losing_accuracy_is_refused_and_not_written(
+    tiny_checkpoint, tmp_path, monkeypatch
+) -> None:
+    from factories import tiny_dataset
+    from ganpso.errors import ConfigError
+    from ganpso.inference import quantize
+    from ganpso.inference.export import export_onnx
+
+    monkeypatch.setattr(quantize, "MAX_ACCURACY_LOSS", -1.0)  # any int8 model "loses"
+    data = tiny_dataset()
+    export_onnx(tiny_checkpoint, tmp_path / "fp32.onnx")
+    check = (data["PublicTest"].images, data["PublicTest"].labels)
+    with pytest.raises(ConfigError, match="not written"):
+        quantize.quantize_export(
+            tmp_path / "fp32.onnx", tmp_path / "int8.onnx", data["Training"].images, check
+        )
+    assert not (tmp_path / "int8.onnx").exists()
+
+
+def test_detection_searches_from_an_eighth_of_the_photo_unless_told() -> None:
+    from ganpso.inference.faces import detection_scale
+
+    assert detection_scale((512, 512), None) == pytest.approx(24 / 64)
+    assert detection_scale((512, 512), 24) == 1.0  # as small as the cascade's window
+    assert detection_scale((100, 120), None) == 1.0  # small photos are never enlarged
+    assert detection_scale((4096, 4096), 24) == pytest.approx(800 / 4096)  # the side cap
+
+
 def test_corrupt_onnx_is_refused(tmp_path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage")

@@ -1,7 +1,7 @@
 """The package's layers import only downward, and no import (lazy or not) closes a cycle.
 
     foundation (errors, files, device, emotions, checkpoint, config) -> data -> search, metrics
-    -> classifier -> gan -> inference -> pipeline -> report -> cli
+    -> classifier -> gan -> inference -> pipeline -> report -> cli -> __main__
 
 ``search`` and ``metrics`` are pure (they import the foundation only), so an optimizer or a
 measure never reaches for faces, models or files of a run.
@@ -27,6 +27,7 @@ RANK = {
     "pipeline": 6,
     "report": 7,
     "cli": 8,
+    "__main__": 9,  # ``python -m ganpso``: the command line, nothing else
 }
 PURE = {"search", "metrics"}  # import the foundation only
 

@@ -6,6 +6,7 @@ the only place where pixels are scaled, so training, evaluation and inference ag
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ganpso.classifier.config import AugmentConfig
@@ -68,6 +69,20 @@ def augment_batch(
     if config.erase_prob > 0:
         batch = random_erase(batch, config.erase_prob, config.erase_max, generator)
     return batch
+
+
+def mix_batch(
+    batch: torch.Tensor, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """mixup: ``lam * batch + (1 - lam) * batch[partner]`` with lam ~ Beta(alpha, alpha).
+
+    Returns the mixed batch, the partner indices and lam; the loss mixes the two targets with
+    the same lam. Every draw comes from ``generator``, so a resumed run repeats it.
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    partner = torch.randperm(batch.shape[0], generator=generator).to(batch.device)
+    return lam * batch + (1.0 - lam) * batch[partner], partner, lam
 
 
 def eval_views(images: torch.Tensor, crop: int, tta: bool) -> list[torch.Tensor]:

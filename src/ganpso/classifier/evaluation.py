@@ -22,7 +22,7 @@ def evaluate_checkpoint(
     *,
     device: torch.device,
     tta: bool = True,
-    precision: str = "bf16",
+    precision: str = "auto",
     command: str = "",
     seed: int = 0,
 ) -> dict[str, Any]:

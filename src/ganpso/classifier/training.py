@@ -26,16 +26,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from ganpso.checkpoint import load_state_file
-from ganpso.classifier.augment import augment_batch, eval_views
+from ganpso.classifier.augment import augment_batch, eval_views, mix_batch
 from ganpso.classifier.checkpoint import Preprocessing, load_classifier, save_classifier
 from ganpso.classifier.config import TrainConfig
+from ganpso.classifier.fusion import fold_batch_norm
 from ganpso.classifier.models import build_model, count_parameters
 from ganpso.config import read_yaml, validate, write_yaml
 from ganpso.data import FerDataset, Split
-from ganpso.device import autocast, describe_device, resolve_device
+from ganpso.device import autocast, describe_device, resolve_device, resolve_precision
 from ganpso.emotions import EMOTIONS, NUM_CLASSES
 from ganpso.errors import ConfigError
 from ganpso.files import atomic_write
@@ -84,6 +86,7 @@ def train_one_epoch(
     generator: torch.Generator,
     loss_weights: torch.Tensor | None = None,
     progress: bool = False,
+    ema: AveragedModel | None = None,
 ) -> dict[str, float]:
     """One pass over Training; returns ``train/loss`` and ``train/accuracy``."""
     model.train()
@@ -99,27 +102,48 @@ def train_one_epoch(
         # augmenting on the CPU keeps one generator and the same draws on every device
         batch = augment_batch(images[index], config.augment, generator).to(device)
         target = labels[index].to(device)
+        partner, lam = None, 1.0
+        if config.mixup_alpha > 0:
+            batch, partner, lam = mix_batch(batch, config.mixup_alpha, generator)
         if config.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with autocast(device, config.precision):
-            logits = model(batch)
-        loss = F.cross_entropy(
-            logits.float(),
-            target,
-            weight=weights,
-            label_smoothing=config.label_smoothing,
-            reduction="mean" if sample_weights is None else "none",
-        )
-        if sample_weights is not None:
-            loss = (loss * sample_weights[index].to(device)).mean()
+            logits = model(batch).float()
+        image_weights = None if sample_weights is None else sample_weights[index].to(device)
+        loss = batch_loss(logits, target, weights, image_weights, config.label_smoothing)
+        if partner is not None:  # the partner's target in its share; the image keeps its weight
+            partner_loss = batch_loss(
+                logits, target[partner], weights, image_weights, config.label_smoothing
+            )
+            loss = lam * loss + (1 - lam) * partner_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
         total_loss += loss.item() * len(index)
         correct += int((logits.argmax(1) == target).sum())
         seen += len(index)
     return {"train/loss": total_loss / seen, "train/accuracy": correct / seen}
+
+
+def batch_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_weights: torch.Tensor | None,
+    image_weights: torch.Tensor | None,
+    label_smoothing: float,
+) -> torch.Tensor:
+    """Cross-entropy, class-weighted (a weighted mean) and image-weighted (GAN faces) if asked."""
+    loss = F.cross_entropy(
+        logits,
+        target,
+        weight=class_weights,
+        label_smoothing=label_smoothing,
+        reduction="mean" if image_weights is None else "none",
+    )
+    return loss if image_weights is None else (loss * image_weights).mean()
 
 
 @torch.no_grad()
@@ -130,12 +154,15 @@ def predict_proba(
     crop: int,
     tta: bool,
     device: torch.device,
-    precision: str = "bf16",
+    precision: str = "auto",
     channels_last: bool = True,
     batch_size: int = 512,
 ) -> np.ndarray:
     """Class probabilities ``(N, K)`` for uint8 faces ``(N, 48, 48)``, averaged over views."""
     model.eval()
+    folded = fold_batch_norm(model)  # the same logits at about twice the bf16 speed on CPUs
+    if channels_last:
+        folded = folded.to(memory_format=torch.channels_last)
     chunks = []
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(images[start : start + batch_size]).to(device)
@@ -145,7 +172,7 @@ def predict_proba(
             if channels_last:
                 view = view.contiguous(memory_format=torch.channels_last)
             with autocast(device, precision):
-                probs = probs + F.softmax(model(view).float(), dim=1)
+                probs = probs + F.softmax(folded(view).float(), dim=1)
         chunks.append((probs / len(views)).cpu())
     return torch.cat(chunks).numpy()
 
@@ -181,11 +208,17 @@ class TrainingState:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     generator: torch.Generator  # augmentation and epoch order; dropout uses torch's global one
+    ema: AveragedModel | None = None  # the weights evaluated and kept, when the recipe has EMA
     history: list[dict[str, float]] = field(default_factory=list)
     best_score: float = -1.0
     best_epoch: int = -1
     next_epoch: int = 0
     seconds: float = 0.0  # training time before this process, for a resumed run's total
+
+    @property
+    def kept_model(self) -> nn.Module:
+        """What is evaluated on PublicTest and saved: the EMA weights, else the trained ones."""
+        return self.model if self.ema is None else self.ema.module
 
 
 def fit(
@@ -220,7 +253,7 @@ def fit(
     loss_weights = class_weights(torch.from_numpy(train.labels), config.class_weighting)
     log(
         f"{config.model.name}: {count_parameters(state.model) / 1e6:.2f} M parameters on "
-        f"{describe_device(device)}, {config.precision}; "
+        f"{describe_device(device)}, {resolve_precision(config.precision, device)}; "
         f"Training {len(train)}, PublicTest {len(val)}"
     )
     started = time.perf_counter() - state.seconds
@@ -231,9 +264,9 @@ def fit(
         row: dict[str, float] = {"epoch": epoch + 1, "lr": state.optimizer.param_groups[0]["lr"]}
         row |= train_one_epoch(
             state.model, train, state.optimizer, state.scheduler, config, device,
-            state.generator, loss_weights, progress,
+            state.generator, loss_weights, progress, state.ema,
         )  # fmt: skip
-        row |= evaluate(state.model, val, config, device)
+        row |= evaluate(state.kept_model, val, config, device)
         row["seconds"] = time.perf_counter() - epoch_start
         state.history.append(row)
         keep_if_best(state, row, config, run_dir)
@@ -271,7 +304,31 @@ def build_state(config: TrainConfig, train_size: int, device: torch.device) -> T
         total_steps=config.epochs * math.ceil(train_size / config.batch_size),
         pct_start=config.warmup_fraction,
     )
-    return TrainingState(model, optimizer, scheduler, generator)
+    ema = None
+    if config.ema_decay is not None:
+        # buffers too: BatchNorm's running statistics must belong to the averaged weights
+        ema = AveragedModel(model, multi_avg_fn=ema_update(config.ema_decay), use_buffers=True)
+    return TrainingState(model, optimizer, scheduler, generator, ema)
+
+
+def ema_update(decay: float) -> Callable[..., None]:
+    """AveragedModel's in-place update with a warm-up: step t uses min(decay, (1+t)/(10+t)).
+
+    Without the warm-up the average keeps the random initial weights for thousands of steps and
+    its early epochs score at chance on PublicTest.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], steps: torch.Tensor):
+        t = float(steps)
+        weight = 1.0 - min(decay, (1.0 + t) / (10.0 + t))
+        for mean, value in zip(averaged, current, strict=True):
+            if mean.is_floating_point():
+                mean.lerp_(value, weight)
+            else:  # BatchNorm's batch counters are copied, not averaged
+                mean.copy_(value)
+
+    return update
 
 
 def load_initial_weights(model: nn.Module, config: TrainConfig) -> None:
@@ -295,7 +352,7 @@ def keep_if_best(
     state.best_score, state.best_epoch = score, int(row["epoch"])
     save_classifier(
         run_dir / "best.safetensors",
-        state.model,
+        state.kept_model,
         config.model,
         EMOTIONS,
         Preprocessing(crop=config.augment.crop),
@@ -338,7 +395,7 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
 STATE_FILE = "state.pt"
 STATE_KEYS = (
     "model", "optimizer", "scheduler", "generator", "torch_rng", "history",
-    "best_score", "best_epoch", "epoch", "seconds",
+    "best_score", "best_epoch", "epoch", "seconds", "ema",
 )  # fmt: skip
 
 
@@ -355,6 +412,7 @@ def save_state(path: Path, state: TrainingState) -> None:
         "best_epoch": state.best_epoch,
         "epoch": state.next_epoch - 1,  # the last finished epoch, 0-based
         "seconds": state.seconds,
+        "ema": {} if state.ema is None else state.ema.state_dict(),
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -373,6 +431,8 @@ def restore_state(state: TrainingState, payload: dict[str, Any]) -> None:
     state.history = json.loads(payload["history"])
     state.best_score, state.best_epoch = payload["best_score"], payload["best_epoch"]
     state.next_epoch, state.seconds = payload["epoch"] + 1, payload["seconds"]
+    if state.ema is not None:
+        state.ema.load_state_dict(payload["ema"])
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

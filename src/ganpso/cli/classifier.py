@@ -54,6 +54,7 @@ def add_classifier_commands(commands: Any) -> None:
         help="validate the config, read the data, print its class counts and the config, stop",
     )
 
+
 def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
     extra = ["data.skip_bad_images=true"] if args.skip_bad_images else []
     raw = raw_config(args, extra)

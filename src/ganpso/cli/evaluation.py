@@ -170,7 +170,7 @@ def evaluation_data(
     """The data config (the run's, or the default), with --data, --map and --ignore applied."""
     from ganpso.data.config import DataConfig
 
-    data, precision, seed = DataConfig(), "bf16", 0
+    data, precision, seed = DataConfig(), "auto", 0
     if run_dir is not None and (run_dir / "config.yaml").exists():
         run_config = TrainConfig.from_dict(read_yaml(run_dir / "config.yaml"))
         data, precision, seed = run_config.data, run_config.precision, run_config.seed

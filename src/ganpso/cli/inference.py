@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ganpso.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ganpso.data import Split
 
 
 def add_inference_commands(commands: Any) -> None:
@@ -37,6 +42,13 @@ def add_inference_commands(commands: Any) -> None:
         help="treat each image as an already-cropped face (FER2013-style), no detection. "
         "Without it, an image of at most 128 px a side and nearly square in which no face is "
         "detected is taken whole, as a tight crop",
+    )
+    predict.add_argument(
+        "--min-face",
+        type=int,
+        metavar="PX",
+        help="smallest face side to search for, in the photo's pixels (default: an eighth of the "
+        "photo's longer side; lower finds smaller faces, e.g. in group photos, and is slower)",
     )
     predict.add_argument("--tta", action="store_true", help="average 10 crops (slower)")
     predict.add_argument("--batch-size", type=int, default=256, help="faces per forward pass")
@@ -101,6 +113,17 @@ def add_inference_commands(commands: Any) -> None:
     export.add_argument("--model", type=Path, help=model_help.replace(" or an .onnx export", ""))
     export.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     export.add_argument("--check-data", help="dataset whose PublicTest faces check the export")
+    export.add_argument(
+        "--int8",
+        action="store_true",
+        help="write a static int8 model (onnxruntime), calibrated on --calibration-data's "
+        "Training faces and refused if its PublicTest accuracy falls over 0.2 points below fp32",
+    )
+    export.add_argument(
+        "--calibration-data",
+        metavar="DATA",
+        help="dataset for --int8: Training faces calibrate, PublicTest faces check",
+    )
 
     serve = commands.add_parser(
         "serve",
@@ -141,9 +164,15 @@ def run_predict(args: argparse.Namespace, command: str) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
+    if args.min_face is not None and not 1 <= args.min_face <= 100_000:
+        raise ConfigError(f"--min-face {args.min_face}: must be between 1 and 100000 pixels")
     video = check_video_options(args)
     predictor = EmotionPredictor.from_pretrained(
-        args.model, device=args.device, tta=args.tta, batch_size=args.batch_size
+        args.model,
+        device=args.device,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        min_face=args.min_face,
     )
     if video:
         return run_predict_video(args, predictor)
@@ -275,20 +304,50 @@ def run_export(args: argparse.Namespace, command: str) -> int:
     from ganpso.inference import default_model_path
     from ganpso.inference.export import export_onnx
 
+    if args.int8 and not args.calibration_data:
+        raise ConfigError("--int8 needs --calibration-data (its Training faces calibrate)")
     model = args.model or default_model_path()
     checkpoint = model / "best.safetensors" if model.is_dir() else model
     faces = None
     if args.check_data:
-        from ganpso.data import load_dataset
-        from ganpso.data.config import DataConfig
+        faces = load_split(args.check_data, "PublicTest").images[:512]
+    if not args.int8:
+        report = export_onnx(checkpoint, args.out, faces)
+        print(
+            f"wrote {args.out}: max |ONNX - PyTorch| logit difference "
+            f"{report['max_abs_diff']:.2e} on {report['faces_checked']} "
+            f"{'PublicTest' if faces is not None else 'random'} faces"
+        )
+        return 0
+    return export_int8(checkpoint, args.out, args.calibration_data, faces)
 
-        faces = load_dataset(DataConfig(source=args.check_data))["PublicTest"].images[:512]
-    report = export_onnx(checkpoint, args.out, faces)
+
+def export_int8(checkpoint: Path, out: Path, data: str, check_faces: np.ndarray | None) -> int:
+    import tempfile
+
+    from ganpso.inference.export import export_onnx
+    from ganpso.inference.quantize import CALIBRATION_FACES, quantize_export
+
+    training, public = load_split(data, "Training"), load_split(data, "PublicTest")
+    draw = np.random.default_rng(0).permutation(len(training.images))[:CALIBRATION_FACES]
+    with tempfile.TemporaryDirectory() as folder:
+        fp32 = Path(folder) / "fp32.onnx"
+        export_onnx(checkpoint, fp32, check_faces)
+        report = quantize_export(
+            fp32, out, training.images[np.sort(draw)], (public.images, public.labels)
+        )
     print(
-        f"wrote {args.out}: max |ONNX - PyTorch| logit difference {report['max_abs_diff']:.2e} "
-        f"on {report['faces_checked']} {'PublicTest' if faces is not None else 'random'} faces"
+        f"wrote {out}: int8, calibrated on {report['calibration_faces']} Training faces; "
+        f"PublicTest accuracy {report['int8_accuracy']:.4f} (fp32 {report['fp32_accuracy']:.4f})"
     )
     return 0
+
+
+def load_split(source: str, name: str) -> Split:
+    from ganpso.data import load_dataset
+    from ganpso.data.config import DataConfig
+
+    return load_dataset(DataConfig(source=source))[name]
 
 
 def run_serve(args: argparse.Namespace, command: str) -> int:

@@ -26,7 +26,7 @@ import torch
 from ganpso.checkpoint import load_state_file
 from ganpso.config import read_yaml, validate, write_yaml
 from ganpso.data import Split
-from ganpso.device import describe_device, resolve_device
+from ganpso.device import describe_device, resolve_device, resolve_precision
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import CheckpointError, ConfigError, GanpsoError
 from ganpso.files import atomic_write, read_jsonl, write_json_atomic
@@ -161,7 +161,9 @@ class GanTrainer:
         write_yaml(self.config.to_dict(), self.out / "config.yaml")
         self.log(
             f"GAN: G {count(self.G) / 1e6:.2f} M, D {count(self.D) / 1e6:.2f} M parameters on "
-            f"{describe_device(self.device)}, {self.config.precision}; Training {len(split.labels)}"
+            f"{describe_device(self.device)}, "
+            f"{resolve_precision(self.config.precision, self.device)}; "
+            f"Training {len(split.labels)}"
         )
         started = window_start = time.perf_counter()
         window: list[dict[str, float]] = []

@@ -16,9 +16,14 @@ from ganpso.data.images import open_grayscale
 from ganpso.emotions import IMAGE_SIZE
 from ganpso.errors import DataError
 
-# Photos are shrunk to this longest side before detection: time grows with the pixel count, and
-# on large photos the cascade's false positives grow too (seen on upscaled test photos).
+# Detection runs on a shrunk copy of the photo: the cascade's time grows with the pixel count,
+# and on large photos its false positives grow too. The copy is shrunk until the smallest face
+# asked for fills the cascade's 24-pixel window, and at least to this longest side.
 MAX_DETECTION_SIDE = 800
+CASCADE_WINDOW = 24
+# Unless told otherwise, faces smaller than this fraction of the photo's longer side are not
+# searched for (a 512-pixel photo: faces from 64 pixels; ``min_face`` lowers it).
+MIN_FACE_FRACTION = 0.125
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 
@@ -63,20 +68,36 @@ def face_cascade():  # -> cv2.CascadeClassifier
     return cascade
 
 
-def detect_faces(gray: np.ndarray, min_face: int = 24) -> list[Box]:
-    """Frontal faces in a grayscale photo, largest first, in the photo's own coordinates."""
+def detect_faces(gray: np.ndarray, min_face: int | None = None) -> list[Box]:
+    """Frontal faces in a grayscale photo, largest first, in the photo's own coordinates.
+
+    ``min_face``: the smallest face side, in the photo's pixels, to search for; None searches
+    from ``MIN_FACE_FRACTION`` of the longer side. Smaller values find smaller faces, slower.
+    """
     import cv2
 
-    scale = min(1.0, MAX_DETECTION_SIDE / max(gray.shape))
+    scale = detection_scale(gray.shape, min_face)
     small = gray
     if scale < 1.0:
         size = (round(gray.shape[1] * scale), round(gray.shape[0] * scale))
         small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     found = face_cascade().detectMultiScale(
-        cv2.equalizeHist(small), scaleFactor=1.1, minNeighbors=6, minSize=(min_face, min_face)
+        cv2.equalizeHist(small),
+        scaleFactor=1.1,
+        minNeighbors=6,
+        minSize=(CASCADE_WINDOW, CASCADE_WINDOW),
     )
     boxes = [Box(*(round(v / scale) for v in face)) for face in np.asarray(found).reshape(-1, 4)]
     return sorted(boxes, key=lambda b: b.width * b.height, reverse=True)
+
+
+def detection_scale(shape: tuple[int, ...], min_face: int | None) -> float:
+    """How much the photo is shrunk for detection: ``min_face`` maps to the cascade's window."""
+    longest = max(shape)
+    if min_face is None:
+        min_face = round(MIN_FACE_FRACTION * longest)
+    scale = CASCADE_WINDOW / max(min_face, CASCADE_WINDOW)
+    return min(scale, MAX_DETECTION_SIDE / longest)
 
 
 def crop_face(

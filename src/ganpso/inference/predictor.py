@@ -133,9 +133,12 @@ class EmotionPredictor:
         batch_size: int = 256,
         model_path: Path | None = None,
         temperature: float = 1.0,
+        min_face: int | None = None,
     ) -> None:
         self.engine, self.classes, self.preprocessing = engine, classes, preprocessing
         self.tta, self.face_margin, self.batch_size = tta, face_margin, batch_size
+        # the smallest face side searched for, in photo pixels; None: an eighth of the longer side
+        self.min_face = min_face
         self.model_path = model_path
         # logits are divided by it before the softmax (``ganpso calibrate`` fits it)
         self.temperature = temperature
@@ -186,7 +189,7 @@ class EmotionPredictor:
         size = self.preprocessing.image_size
         if not detect:
             return [None], whole_image_face(gray, size)[None]
-        boxes = detect_faces(gray)
+        boxes = detect_faces(gray, self.min_face)
         if not boxes and is_face_sized(gray):
             return [centre_square(gray)], whole_image_face(gray, size)[None]
         crops = [crop_face(gray, box, self.face_margin, size) for box in boxes]

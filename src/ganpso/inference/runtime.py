@@ -17,6 +17,7 @@ import torch
 
 from ganpso.checkpoint import METADATA_KEY
 from ganpso.classifier.checkpoint import Preprocessing, load_classifier
+from ganpso.classifier.fusion import fold_batch_norm
 from ganpso.config import build_config
 from ganpso.device import autocast, resolve_device
 from ganpso.errors import CheckpointError, ConfigError
@@ -43,7 +44,8 @@ class TorchEngine:
     name = "torch"
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str) -> None:
-        self.model, self.device, self.precision = model.eval(), device, precision
+        folded = fold_batch_norm(model).to(memory_format=torch.channels_last)
+        self.model, self.device, self.precision = folded, device, precision
 
     @torch.inference_mode()
     def __call__(self, views: np.ndarray) -> np.ndarray:

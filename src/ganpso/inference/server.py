@@ -97,6 +97,7 @@ class ServerSettings:
 
 def saliency_urls(batcher: Any, crops: np.ndarray) -> list[str]:
     """Each crop's occlusion map as a PNG data URL; the model runs on the batcher's thread."""
+
     def predict(faces: np.ndarray) -> np.ndarray:
         return batcher.submit(faces).result()
 
