@@ -42,6 +42,7 @@ from ganpso.emotions import EMOTIONS, NUM_CLASSES
 from ganpso.errors import ConfigError
 from ganpso.files import atomic_write
 from ganpso.metrics import classification_metrics, plot_training_curves
+from ganpso.metrics.fitness import measures_of
 
 Log = Callable[[str], None]
 
@@ -180,7 +181,8 @@ def predict_proba(
 def evaluate(
     model: nn.Module, split: Split, config: TrainConfig, device: torch.device, tta: bool = False
 ) -> dict[str, float]:
-    """PublicTest scores for model selection: ``val/loss``, ``val/accuracy``, ``val/macro_f1``."""
+    """PublicTest scores: ``val/loss``, ``val/accuracy``, ``val/macro_f1`` (model selection)
+    and ``val/macro_precision``, ``val/macro_recall``, ``val/macro_g_measure``."""
     probs = predict_proba(
         model,
         split.images,
@@ -193,10 +195,10 @@ def evaluate(
     )
     picked = probs[np.arange(len(split.labels)), split.labels]
     scores = classification_metrics(split.labels, probs.argmax(1), EMOTIONS)
+    measures = measures_of(scores)  # the mission's five: what a search's fitness weighs
     return {
         "val/loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
-        "val/accuracy": scores["accuracy"],
-        "val/macro_f1": scores["macro"]["f1"],
+        **{f"val/{name}": value for name, value in measures.items()},
     }
 
 

@@ -81,7 +81,8 @@ def add_run_command(commands: Any) -> None:
 def add_search_command(commands: Any) -> None:
     search = commands.add_parser(
         "search",
-        help="PSO (or random / TPE) over the pipeline's settings; fitness = PublicTest macro-F1",
+        help="PSO (or random / TPE) over the pipeline's settings; fitness = the mean of the five "
+        "PublicTest measures (search.fitness)",
         description="Search synthetic-image counts, their filter and weight, and classifier "
         "hyper-parameters. Writes evaluations.jsonl, history.json, convergence.png and "
         f"{BEST_CONFIG_FILE} (a config for `ganpso train`) into --out; a rerun resumes.",

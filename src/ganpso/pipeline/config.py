@@ -10,6 +10,7 @@ from ganpso.config import YamlConfig, bounded
 from ganpso.data.config import DataConfig
 from ganpso.errors import ConfigError
 from ganpso.gan.config import GanConfig, GanMetricsConfig
+from ganpso.metrics.fitness import DEFAULT_WEIGHTS, check_weights
 from ganpso.search import PSOConfig
 
 
@@ -41,6 +42,9 @@ class SearchConfig(YamlConfig):
     batch_size: int = bounded(10, ge=1, le=100_000)  # particles per iteration (PSO's swarm size)
     seed: int = bounded(0, ge=0)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    # weights of the five PublicTest measures in the fitness (ganpso.metrics.fitness); by
+    # default their plain mean; {macro_f1: 1} judges by macro-F1 alone
+    fitness: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     # candidates drawn per fake that the largest ratio needs (room for the filter)
     pool_factor: int = bounded(2, ge=1, le=100)
     # Multi-fidelity (ganpso.pipeline.rescore): the best distinct settings, and the base recipe
@@ -62,6 +66,9 @@ class SearchConfig(YamlConfig):
         ):
             if getattr(self.pso, own) != getattr(defaults, own):
                 raise ConfigError(f"search.pso.{own}: set search.{ours} instead")
+
+    def check(self, where: str) -> None:
+        check_weights(self.fitness, f"{where}.fitness")
 
 
 @dataclass

@@ -1,11 +1,12 @@
-"""The PSO fitness: a particle's pipeline settings -> PublicTest macro-F1 at reduced fidelity.
+"""The PSO fitness: a particle's pipeline settings -> PublicTest fitness at reduced fidelity.
 
 A particle is a dict of dotted ``TrainConfig`` keys (``synthetic.ratio``, ``lr``, ...). A full
 training costs far more than a search can pay per particle, so each evaluation trains at reduced
 fidelity (``FidelityConfig``): the settings' whole recipe (class weighting and sampling included)
 on a model of ``width`` from the same initialisation for every particle, for ``epochs``, on a
 fixed stratified ``real_fraction`` of Training plus the GAN faces the settings ask for; it scores
-PublicTest macro-F1 after the last epoch, without test-time views.
+PublicTest after the last epoch, without test-time views, by the weighted mean of the five
+measures that ``weights`` names (``ganpso.metrics.fitness``; by default all five alike).
 
 Fakes come from a pool drawn and scored once per search, so an evaluation pays only for its
 training. PrivateTest is never loaded: the dataset is cut to Training and PublicTest first.
@@ -25,6 +26,7 @@ from ganpso.classifier.config import TrainConfig
 from ganpso.classifier.training import fit
 from ganpso.data import FerDataset, Split, load_dataset
 from ganpso.errors import ConfigError
+from ganpso.metrics.fitness import DEFAULT_WEIGHTS, fitness
 from ganpso.pipeline.balance import SyntheticPool, combine, synthetic_counts
 from ganpso.pipeline.config import FidelityConfig
 
@@ -49,6 +51,17 @@ def settings_config(base: TrainConfig, settings: dict[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict(with_settings(base.to_dict(), settings))
 
 
+def row_fitness(row: dict[str, float], weights: dict[str, float], where: str) -> float:
+    """The fitness of one epoch's history row; a row from before the five measures says so."""
+    missing = [name for name in weights if f"val/{name}" not in row]
+    if missing:
+        raise ConfigError(
+            f"{where}: its history has no {', '.join(missing)} (trained before the five-measure "
+            "fitness); set search.fitness to {macro_f1: 1} or train it again"
+        )
+    return fitness({name: row[f"val/{name}"] for name in weights}, weights)
+
+
 def search_dataset(dataset: FerDataset) -> FerDataset:
     """Only the splits a search may look at."""
     return FerDataset({s: dataset[s] for s in SEARCH_SPLITS}, dataset.source)
@@ -68,8 +81,15 @@ def stratified_fraction(split: Split, fraction: float, seed: int) -> Split:
 class PipelineObjective:
     """Picklable fitness: workers load the data (cached on disk) and pool themselves."""
 
-    def __init__(self, base: TrainConfig, pool: Path, fidelity: FidelityConfig) -> None:
+    def __init__(
+        self,
+        base: TrainConfig,
+        pool: Path,
+        fidelity: FidelityConfig,
+        weights: dict[str, float] | None = None,
+    ) -> None:
         self.base, self.pool_path, self.fidelity = base, pool, fidelity
+        self.weights = dict(DEFAULT_WEIGHTS) if weights is None else weights
         self._data: tuple[Split, Split, SyntheticPool] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -103,4 +123,4 @@ class PipelineObjective:
         dataset = FerDataset({"Training": train, "PublicTest": public}, "search")
         with tempfile.TemporaryDirectory() as folder:
             result = fit(small, dataset, folder, log=lambda _: None)
-        return float(result.history[-1]["val/macro_f1"])
+        return row_fitness(result.history[-1], self.weights, "reduced-fidelity training")

@@ -5,8 +5,9 @@ most (how far it agrees with full training: ``benchmarks/fidelity_agreement.py``
 search the ``rescore_top_k`` best distinct settings, and the base recipe itself
 (``rescore_base``), are each trained exactly as the final stage trains (all of Training, the full
 model and epochs, the recipe's seed, the kept PublicTest epoch), and the candidate with the best
-PublicTest macro-F1 at its kept epoch wins. The search's ranking thus only decides which
-settings reach full training; full training decides among them.
+PublicTest fitness (the search's weights of the five measures) at its kept epoch wins. The
+search's ranking thus only decides which settings reach full training; full training decides
+among them.
 
 Each candidate trains in ``rescore/<name>/`` (resumable after a crash, like any training) through
 the search's executor; ``rescore.json`` lists every candidate with both fitness values. The final
@@ -27,7 +28,8 @@ from ganpso.data import load_dataset
 from ganpso.errors import ConfigError
 from ganpso.files import read_jsonl, write_json_atomic
 from ganpso.metrics import read_json
-from ganpso.pipeline.objective import search_dataset, settings_config
+from ganpso.metrics.fitness import DEFAULT_WEIGHTS
+from ganpso.pipeline.objective import row_fitness, search_dataset, settings_config
 from ganpso.pipeline.training import train_classifier
 from ganpso.search.executors import Executor, Outcome
 from ganpso.search.runner import settings_key
@@ -67,7 +69,7 @@ def without_idle_generator(config: TrainConfig) -> TrainConfig:
 
 
 class FullTraining:
-    """Picklable fitness at full fidelity: a candidate -> PublicTest macro-F1 of its kept epoch.
+    """Picklable fitness at full fidelity: a candidate -> PublicTest fitness of its kept epoch.
 
     A candidate whose recipe equals one of the finished trainings in ``trained`` (for
     ``ganpso run``: the real-data classifier, which is the base recipe without GAN faces) is
@@ -80,8 +82,10 @@ class FullTraining:
         folder: Path,
         log: Callable[[str], None] = print,
         trained: Sequence[Path] = (),
+        weights: dict[str, float] | None = None,
     ) -> None:
         self.base, self.folder, self.log, self.trained = base, folder, log, tuple(trained)
+        self.weights = dict(DEFAULT_WEIGHTS) if weights is None else weights
 
     def config(self, candidate: Candidate) -> TrainConfig:
         return without_idle_generator(settings_config(self.base, candidate.settings or {}))
@@ -97,13 +101,13 @@ class FullTraining:
         config, out = self.config(candidate), self.folder_of(candidate)
         if out in self.trained or finished(out, config):
             self.log(f"rescore {candidate.name}: {out} holds its finished training")
-            return kept_macro_f1(read_jsonl(out / "history.jsonl"), config.selection_metric)
+            return kept_fitness(read_jsonl(out / "history.jsonl"), config, self.weights, out)
         dataset = search_dataset(load_dataset(config.data))
         self.log(f"rescore {candidate.name}: full training in {out}")
         result = train_classifier(
             config, dataset, out, resume=(out / "state.pt").exists(), log=self.log
         )
-        return kept_macro_f1(result.history, config.selection_metric)
+        return kept_fitness(result.history, config, self.weights, out)
 
 
 def finished(folder: Path, config: TrainConfig) -> bool:
@@ -120,10 +124,20 @@ def same_recipe(folder: Path, config: TrainConfig) -> bool:
     return replace(saved, device=config.device, num_threads=config.num_threads) == config
 
 
+def kept_row(history: list[dict[str, float]], selection_metric: str) -> dict[str, float]:
+    """The epoch a training keeps: the first best by its ``selection_metric``."""
+    return max(history, key=lambda row: row[f"val/{selection_metric}"])  # max keeps the first
+
+
+def kept_fitness(
+    history: list[dict[str, float]], config: TrainConfig, weights: dict[str, float], folder: Path
+) -> float:
+    return row_fitness(kept_row(history, config.selection_metric), weights, str(folder))
+
+
 def kept_macro_f1(history: list[dict[str, float]], selection_metric: str) -> float:
     """Macro-F1 of the epoch a training keeps: the first best by its ``selection_metric``."""
-    kept = max(history, key=lambda row: row[f"val/{selection_metric}"])  # max keeps the first
-    return float(kept["val/macro_f1"])
+    return float(kept_row(history, selection_metric)["val/macro_f1"])
 
 
 def rescore(
@@ -161,7 +175,7 @@ def rescore(
         raise ConfigError(f"{out / RESCORE_FILE}: every full-fidelity training failed")
     full, winner = max(scored, key=lambda pair: pair[0])
     write_json_atomic({"candidates": rows, "chosen": winner.name}, out / RESCORE_FILE)
-    log(f"rescoring chose {winner.name}: full-training macro-F1 {full:.4f}")
+    log(f"rescoring chose {winner.name}: full-training fitness {full:.4f}")
     return winner
 
 

@@ -3,7 +3,7 @@
     classifier    real-data classifier (GAN metrics, the fakes' filter, the base recipe's training)
     gan           class-conditional GAN on Training
     gan_metrics   FID/KID, CAS, near-copies and diversity of the GAN's faces
-    search        PSO over the pipeline's settings, fitness = PublicTest macro-F1; its best few
+    search        PSO over the pipeline's settings, fitness = PublicTest measures; its best few
                   settings then trained in full and the best of those chosen (rescore_top_k)
     final         full training with the chosen settings and the GAN's faces (the rescoring's
                   training of them, when there is one)

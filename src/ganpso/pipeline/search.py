@@ -82,7 +82,7 @@ def search_pipeline(
         settings_config(base, {key: space.decode(np.full(space.dim, 0.5))[key]})  # key valid?
     out.mkdir(parents=True, exist_ok=True)
     pool = ensure_pool(config, base, out, log)
-    objective = PipelineObjective(base, pool, config.fidelity)
+    objective = PipelineObjective(base, pool, config.fidelity, config.fitness)
     optimizer = build_optimizer(
         config.optimizer,
         dim=space.dim,
@@ -119,7 +119,7 @@ def rescore_best(
     )
     # a worker process cannot pickle the caller's logger; it prints instead
     training_log = log if config.executor == "sequential" else print
-    full = FullTraining(base, out / RESCORE_DIR, training_log, trained)
+    full = FullTraining(base, out / RESCORE_DIR, training_log, trained, config.fitness)
     winner = rescore(candidates, full, executor, out, log, folder_of=full.folder_of)
     return full.config(winner)
 

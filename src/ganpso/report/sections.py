@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ganpso.config import read_yaml
 from ganpso.metrics import plot_confusion_matrix, plot_per_class_bars, read_json
 from ganpso.pipeline.folders import PRIVATE_METRICS_FILE, Cell, read_stage_record
 from ganpso.report.render import Figure, Section
@@ -261,6 +262,19 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) else ""
 
 
+def fitness_words(run_dir: Path) -> str:
+    """What the run's search maximised, from its saved config; runs made before the five-measure
+    fitness saved none and maximised macro-F1."""
+    path = run_dir / "config.yaml"
+    search = read_yaml(path).get("search", {}) if path.exists() else {}
+    weights = search.get("fitness", {"macro_f1": 1.0})
+    if len(weights) == 1:
+        return next(iter(weights)).replace("_", "-").replace("macro-f1", "macro-F1")
+    if len(set(weights.values())) == 1:
+        return f"mean of {', '.join(weights)}"
+    return "weighted mean of " + ", ".join(f"{w:g} x {name}" for name, w in weights.items())
+
+
 def search_section(run_dir: Path, out_dir: Path) -> Section:
     title = "PSO search"
     folder = run_dir / "search"
@@ -275,7 +289,7 @@ def search_section(run_dir: Path, out_dir: Path) -> Section:
     if meta.get("best_settings"):
         best = ", ".join(f"`{k}` = {_cell_text(v)}" for k, v in meta["best_settings"].items())
         value = _cell_text(meta.get("best_value"))
-        fitness = "Best search fitness (PublicTest macro-F1 at reduced fidelity)"
+        fitness = f"Best search fitness (PublicTest {fitness_words(run_dir)} at reduced fidelity)"
         paragraphs.append(f"{fitness} {value}: {best}.")
     section = Section(title, paragraphs, [table])
     if (folder / "rescore.json").exists():
@@ -284,8 +298,9 @@ def search_section(run_dir: Path, out_dir: Path) -> Section:
         best = "best setting" if searched == 1 else f"{searched} best settings"
         base = " and the base recipe" if searched < len(rescored["candidates"]) else ""
         section.paragraphs.append(
-            f"Rescoring: the search's {best}{base}, each trained in full (PublicTest macro-F1 "
-            f"at the kept epoch, second table); the final training is the best of them, "
+            f"Rescoring: the search's {best}{base}, each trained in full (PublicTest "
+            f"{fitness_words(run_dir)} at the kept epoch, second table); the final training is "
+            "the best of them, "
             f"`{rescored['chosen']}`."
         )
         section.tables.append(rescore_table(rescored))
