@@ -149,3 +149,41 @@ def test_load_cells_reads_the_compare_layout(tmp_path, cells) -> None:
     np.testing.assert_array_equal(weak.y_pred, cells[0].y_pred)
     assert weak.run["wall_seconds"] == 10.0
     assert classification_metrics(weak.y_true, weak.y_pred)["accuracy"] == weak.metrics["accuracy"]
+
+
+def test_comparison_data_rows_tests_and_compute(tmp_path) -> None:
+    from ganpso.report.comparison_data import comparison_data, write_comparison_json
+
+    y_true = truth()
+    skills = {"cnn": 0.5, "oversample": 0.6, "ganpso": 0.8}
+    cells = [make_cell(m, s, y_true, skill) for m, skill in skills.items() for s in range(3)]
+    (tmp_path / "run" / "gan").mkdir(parents=True)
+    (tmp_path / "run" / "gan" / "stage.json").write_text('{"seconds": 100.0}')
+    (tmp_path / "run" / "search").mkdir()
+    (tmp_path / "run" / "search" / "stage.json").write_text('{"seconds": 50.0}')
+    data = comparison_data(cells, run_dir=tmp_path / "run", command="c", n_boot=100)
+
+    assert data["best_baseline"] == "oversample"
+    rows = {row["method"]: row for row in data["rows"]}
+    f1 = [metric_value(c.metrics, "macro_f1") for c in cells if c.method == "ganpso"]
+    assert rows["ganpso"]["macro_f1"]["mean"] == pytest.approx(np.mean(f1), abs=1e-4)
+    assert rows["ganpso"]["macro_f1"]["std"] == pytest.approx(np.std(f1, ddof=1), abs=1e-4)
+    low, high = rows["ganpso"]["macro_g_measure"]["ci"]
+    assert low <= rows["ganpso"]["macro_g_measure"]["mean"] <= high
+    assert rows["ganpso"]["seeds"] == [0, 1, 2]
+    assert rows["ganpso"]["cpu_seconds"] == pytest.approx(11.0 + 150.0)  # cells + GAN + search
+    assert rows["cnn"]["cpu_seconds"] == pytest.approx(11.0)
+    pairs = {(t["a"], t["b"], t["metric"]) for t in data["tests"]}
+    assert ("ganpso", "oversample", "macro_f1") in pairs and ("ganpso", "cnn", "accuracy") in pairs
+    assert len(data["tests"]) == 10  # two opponents x five measures
+    better = next(t for t in data["tests"] if t["b"] == "oversample" and t["metric"] == "macro_f1")
+    assert better["diff"] > 0 and better["ci"][0] > 0 and better["n_pairs"] == 3
+
+    for cell in cells:
+        write_predictions(tmp_path / "cmp" / cell.method / f"seed{cell.seed}", y_true, cell.y_pred)
+        folder = tmp_path / "cmp" / cell.method / f"seed{cell.seed}"
+        write_json(cell.metrics, folder / PRIVATE_METRICS_FILE)
+        write_cell_record(folder, cell.run)
+    path = write_comparison_json(tmp_path / "cmp", command="c")
+    assert path is not None and path.name == "comparison.json"
+    assert write_comparison_json(tmp_path / "nothing") is None

@@ -18,6 +18,7 @@ from ganpso.pipeline.folders import BEST_CONFIG_FILE, write_best_config
 from ganpso.pipeline.run import ON_REQUEST, STAGE_NAMES, run_pipeline
 from ganpso.pipeline.search import search_pipeline
 from ganpso.report import write_report
+from ganpso.report.comparison_data import write_comparison_json
 
 PROFILES = ("smoke", "default", "gpu")
 REPORT_STEP = "report"  # after the stages: built from the run folder
@@ -240,6 +241,7 @@ def run_compare(args: argparse.Namespace, command: str) -> int:
     out = args.out or args.run / "compare"
     cells = compare(args.run, args.methods, args.seeds, out)
     print(f"{len(cells)} cells in {out}")
+    print(f"comparison data: {write_comparison_json(out, args.run, command)}")
     markdown, html = write_report(args.run, compare_dir=out)
     print(f"report: {markdown}, {html}")
     return 0
@@ -248,4 +250,7 @@ def run_compare(args: argparse.Namespace, command: str) -> int:
 def run_report(args: argparse.Namespace, command: str) -> int:
     markdown, html = write_report(args.run, args.out, compare_dir=args.compare)
     print(f"wrote {markdown} and {html}")
+    data = write_comparison_json(args.compare or args.run / "compare", args.run, command)
+    if data:
+        print(f"wrote {data}")
     return 0

@@ -116,9 +116,14 @@ def provenance(cells: Sequence[Cell]) -> tuple[str, float | None]:
     return "; ".join(d for d in devices if d), (float(np.mean(walls)) if walls else None)
 
 
-def summarise(cells: Iterable[Cell], n_boot: int = 1000, seed: int = 0) -> list[Row]:
+def summarise(
+    cells: Iterable[Cell],
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci_metrics: Sequence[str] = CI_METRICS,
+) -> list[Row]:
     """One row per method: mean and sample std (ddof=1) over seeds of every ``METRICS`` entry,
-    pooled bootstrap 95 % intervals for accuracy and macro-F1, device and mean wall time."""
+    pooled bootstrap 95 % intervals for ``ci_metrics``, device and mean wall time."""
     rows = []
     for method, group in group_by_method(cells).items():
         values = {
@@ -131,7 +136,7 @@ def summarise(cells: Iterable[Cell], n_boot: int = 1000, seed: int = 0) -> list[
                 n=len(group),
                 mean={k: float(v.mean()) for k, v in values.items()},
                 std={k: (float(v.std(ddof=1)) if len(v) > 1 else None) for k, v in values.items()},
-                ci95={k: _row_ci(group, k, n_boot, seed) for k in CI_METRICS},
+                ci95={k: _row_ci(group, k, n_boot, seed) for k in ci_metrics},
                 device=device,
                 wall_seconds=wall,
             )

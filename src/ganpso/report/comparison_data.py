@@ -1,0 +1,127 @@
+"""``comparison.json``: the comparison as data, for tables, plots and other programs.
+
+One row per method with the mission's five measures on PrivateTest, each as the mean and sample
+std over seeds and the pooled bootstrap 95 % interval (``summary``), and its compute: the mean
+wall seconds of one seed's cell on the machine that ran it, plus, for the rows that need them,
+the GAN's and the search's stages of the run (``STAGE_COSTS``), which all seeds share. The
+tests compare each GAN-PSO row (``ganpso``, ``ganpso_ensemble``, ...) with the best baseline by
+macro-F1 and with the plain CNN on each measure: a paired bootstrap over the test images and,
+with three or more common seeds, a paired t-test over seeds.
+
+    {"rows": [{"method", "seeds", "accuracy": {"mean", "std", "ci"}, ..., "cpu_seconds"}],
+     "tests": [{"a", "b", "metric", "diff", "ci", "p", "p_ttest", "n_pairs"}],
+     "best_baseline", "device", "command"}
+
+Example:
+    >>> data = comparison_data(load_cells(Path("results/compare")))  # doctest: +SKIP
+    >>> data["rows"][0]["macro_f1"]["mean"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ganpso.files import write_json_atomic
+from ganpso.metrics.fitness import MEASURES
+from ganpso.pipeline.folders import Cell, load_cells, read_stage_record
+from ganpso.report.summary import group_by_method, paired_test, provenance, summarise
+
+COMPARISON_FILE = "comparison.json"
+# the run's stages a method's compute includes besides its own cells (shared by its seeds)
+STAGE_COSTS: dict[str, tuple[str, ...]] = {
+    "gan_fixed": ("gan",),
+    "pso_no_gan": ("search-nogan",),
+    "ganpso": ("gan", "search"),
+}
+CONTROL = "cnn"
+
+
+def is_method_row(method: str) -> bool:
+    """GAN-PSO's own rows: the method and its variants (``ganpso_ensemble``, ...)."""
+    return method == "ganpso" or method.startswith("ganpso_")
+
+
+def stage_seconds(run_dir: Path | None, method: str) -> float:
+    """Wall seconds of the run's stages that ``method`` builds on (0 without a run folder)."""
+    if run_dir is None:
+        return 0.0
+    total = 0.0
+    for stage in STAGE_COSTS.get(method.removesuffix("_ensemble"), ()):
+        record = read_stage_record(run_dir / stage)
+        total += float((record or {}).get("seconds") or 0.0)
+    return total
+
+
+def measure(row: Any, name: str) -> dict[str, Any]:
+    ci = row.ci95.get(name)
+    return {
+        "mean": round(row.mean[name], 4),
+        "std": None if row.std[name] is None else round(row.std[name], 4),
+        "ci": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
+    }
+
+
+def best_baseline(rows: Sequence[Any]) -> str | None:
+    baselines = [row for row in rows if not is_method_row(row.method)]
+    return max(baselines, key=lambda row: row.mean["macro_f1"]).method if baselines else None
+
+
+def comparison_data(
+    cells: Sequence[Cell],
+    *,
+    run_dir: Path | None = None,
+    command: str = "",
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    groups = group_by_method(cells)
+    rows = summarise(cells, n_boot=n_boot, ci_metrics=MEASURES)
+    best = best_baseline(rows)
+    table = []
+    for row in rows:
+        group = groups[row.method]
+        seconds = (row.wall_seconds or 0.0) + stage_seconds(run_dir, row.method)
+        table.append({
+            "method": row.method,
+            "seeds": sorted(c.seed for c in group if c.seed is not None),
+            **{name: measure(row, name) for name in MEASURES},
+            "cpu_seconds": round(seconds, 1),
+            "device": provenance(group)[0],
+        })  # fmt: skip
+    tests = []
+    for method in (m for m in groups if is_method_row(m)):
+        for other in dict.fromkeys(b for b in (best, CONTROL) if b in groups and b != method):
+            for name in MEASURES:
+                result = paired_test(groups[method], groups[other], name, n_boot=n_boot)
+                tests.append({
+                    "a": method, "b": other, "metric": name,
+                    "diff": round(result.difference, 4),
+                    "ci": [round(result.ci95[0], 4), round(result.ci95[1], 4)],
+                    "p": round(result.p_bootstrap, 4),
+                    "p_ttest": None if result.p_ttest is None else round(result.p_ttest, 4),
+                    "n_pairs": result.n_pairs,
+                })  # fmt: skip
+    return {
+        "rows": table,
+        "tests": tests,
+        "best_baseline": best,
+        "device": "; ".join(sorted({row["device"] for row in table if row["device"]})),
+        "cpu_seconds_is": "mean wall seconds of one seed's cell (a reused cell: its model's "
+        "training) plus the run's GAN and search stages the method builds on",
+        "command": command,
+    }
+
+
+def write_comparison_json(
+    compare_dir: Path, run_dir: Path | None = None, command: str = ""
+) -> Path | None:
+    """``compare_dir/comparison.json`` from its cells; None when it holds no cell."""
+    if not Path(compare_dir).is_dir():
+        return None
+    cells = load_cells(compare_dir)
+    if not cells:
+        return None
+    path = Path(compare_dir) / COMPARISON_FILE
+    write_json_atomic(comparison_data(cells, run_dir=run_dir, command=command), path)
+    return path
