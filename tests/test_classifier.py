@@ -178,7 +178,7 @@ def test_mix_batch_blends_each_image_with_one_partner() -> None:
 
 
 def test_mixup_loss_is_the_blend_of_both_targets_losses() -> None:
-    from ganpso.classifier.training import batch_loss
+    from ganpso.classifier.losses import batch_loss
 
     logits = torch.randn(5, 7, generator=torch.Generator().manual_seed(1))
     target = torch.tensor([0, 1, 2, 3, 4])

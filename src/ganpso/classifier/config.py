@@ -29,6 +29,17 @@ class ModelConfig:
 
 
 @dataclass
+class LossConfig:
+    """The training loss (``ganpso.classifier.losses``): cross-entropy or a loss for imbalance."""
+
+    name: Literal["cross_entropy", "focal", "logit_adjusted", "ldam"] = "cross_entropy"
+    focal_gamma: float = bounded(2.0, ge=0, le=10)  # focal: 0 is cross-entropy
+    logit_tau: float = bounded(1.0, ge=0, le=10)  # logit_adjusted: weight of log prior
+    ldam_max_margin: float = bounded(0.5, gt=0, le=5)  # ldam: the rarest class's margin
+    ldam_scale: float = bounded(30.0, gt=0, le=1000)  # ldam: logits scale
+
+
+@dataclass
 class AugmentConfig:
     """Training-time augmentation, applied on the device to uint8 batches."""
 
@@ -102,7 +113,11 @@ class TrainConfig(YamlConfig):
     # mixup: each batch blended with a shuffled copy of itself, lambda ~ Beta(alpha, alpha), the
     # loss blended likewise; 0 trains without it
     mixup_alpha: float = bounded(0.0, ge=0, le=10)
-    class_weighting: Literal["none", "inverse", "sqrt_inverse"] = "none"
+    loss: LossConfig = field(default_factory=LossConfig)
+    class_weighting: Literal["none", "inverse", "sqrt_inverse", "effective_number"] = "none"
+    # deferred re-weighting: class weights apply only from this fraction of the epochs on;
+    # None: from the start
+    reweight_from: float | None = bounded(None, ge=0, lt=1)
     sampling: Literal["none", "oversample"] = "none"  # re-sample rare classes to balance
     early_stopping_patience: int | None = bounded(
         None, ge=1

@@ -31,9 +31,11 @@ from tqdm import tqdm
 
 from ganpso.checkpoint import load_state_file
 from ganpso.classifier.augment import augment_batch, eval_views, mix_batch
+from ganpso.classifier.averaging import ema_update
 from ganpso.classifier.checkpoint import Preprocessing, load_classifier, save_classifier
 from ganpso.classifier.config import TrainConfig
 from ganpso.classifier.fusion import fold_batch_norm
+from ganpso.classifier.losses import ImbalanceLoss, build_loss, class_weights, reweighting
 from ganpso.classifier.models import build_model, count_parameters
 from ganpso.config import read_yaml, validate, write_yaml
 from ganpso.data import FerDataset, Split
@@ -57,17 +59,6 @@ class FitResult:
     history: list[dict[str, float]]
 
 
-def class_weights(labels: torch.Tensor, mode: str) -> torch.Tensor | None:
-    """Loss weights per class from Training counts: ``inverse`` = N / (K n_c), or its sqrt."""
-    if mode == "none":
-        return None
-    counts = torch.bincount(labels, minlength=NUM_CLASSES).float().clamp(min=1)
-    weights = counts.sum() / (NUM_CLASSES * counts)
-    if mode == "sqrt_inverse":
-        weights = weights.sqrt()
-    return weights / (weights * counts).sum() * counts.sum()  # keeps the mean loss scale
-
-
 def epoch_order(labels: torch.Tensor, sampling: str, generator: torch.Generator) -> torch.Tensor:
     """Indices for one epoch: a permutation, or a class-balanced draw with replacement."""
     if sampling == "none":
@@ -88,11 +79,18 @@ def train_one_epoch(
     loss_weights: torch.Tensor | None = None,
     progress: bool = False,
     ema: AveragedModel | None = None,
+    loss_function: ImbalanceLoss | None = None,
 ) -> dict[str, float]:
-    """One pass over Training; returns ``train/loss`` and ``train/accuracy``."""
+    """One pass over Training; returns ``train/loss`` and ``train/accuracy``.
+
+    ``loss_weights``: this epoch's class weights; ``loss_function``: the recipe's loss (built
+    from ``split``'s class counts when not given).
+    """
     model.train()
     images = torch.from_numpy(split.images)  # (N, 48, 48) uint8, stays on the CPU
     labels = torch.from_numpy(split.labels)
+    if loss_function is None:
+        loss_function = build_loss(config, labels)
     sample_weights = None if split.weights is None else torch.from_numpy(split.weights)
     order = epoch_order(labels, config.sampling, generator)
     weights = loss_weights.to(device) if loss_weights is not None else None
@@ -111,11 +109,9 @@ def train_one_epoch(
         with autocast(device, config.precision):
             logits = model(batch).float()
         image_weights = None if sample_weights is None else sample_weights[index].to(device)
-        loss = batch_loss(logits, target, weights, image_weights, config.label_smoothing)
+        loss = loss_function(logits, target, weights, image_weights)
         if partner is not None:  # the partner's target in its share; the image keeps its weight
-            partner_loss = batch_loss(
-                logits, target[partner], weights, image_weights, config.label_smoothing
-            )
+            partner_loss = loss_function(logits, target[partner], weights, image_weights)
             loss = lam * loss + (1 - lam) * partner_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -127,24 +123,6 @@ def train_one_epoch(
         correct += int((logits.argmax(1) == target).sum())
         seen += len(index)
     return {"train/loss": total_loss / seen, "train/accuracy": correct / seen}
-
-
-def batch_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    class_weights: torch.Tensor | None,
-    image_weights: torch.Tensor | None,
-    label_smoothing: float,
-) -> torch.Tensor:
-    """Cross-entropy, class-weighted (a weighted mean) and image-weighted (GAN faces) if asked."""
-    loss = F.cross_entropy(
-        logits,
-        target,
-        weight=class_weights,
-        label_smoothing=label_smoothing,
-        reduction="mean" if image_weights is None else "none",
-    )
-    return loss if image_weights is None else (loss * image_weights).mean()
 
 
 @torch.no_grad()
@@ -253,6 +231,7 @@ def fit(
         restore_state(state, load_state(run_dir / STATE_FILE))
         log(f"resumed {run_dir} after epoch {state.next_epoch}/{config.epochs}")
     loss_weights = class_weights(torch.from_numpy(train.labels), config.class_weighting)
+    loss_function = build_loss(config, torch.from_numpy(train.labels))
     log(
         f"{config.model.name}: {count_parameters(state.model) / 1e6:.2f} M parameters on "
         f"{describe_device(device)}, {resolve_precision(config.precision, device)}; "
@@ -264,9 +243,10 @@ def fit(
             break
         epoch_start = time.perf_counter()
         row: dict[str, float] = {"epoch": epoch + 1, "lr": state.optimizer.param_groups[0]["lr"]}
+        weights_now = loss_weights if reweighting(config, epoch) else None
         row |= train_one_epoch(
             state.model, train, state.optimizer, state.scheduler, config, device,
-            state.generator, loss_weights, progress, state.ema,
+            state.generator, weights_now, progress, state.ema, loss_function,
         )  # fmt: skip
         row |= evaluate(state.kept_model, val, config, device)
         row["seconds"] = time.perf_counter() - epoch_start
@@ -311,26 +291,6 @@ def build_state(config: TrainConfig, train_size: int, device: torch.device) -> T
         # buffers too: BatchNorm's running statistics must belong to the averaged weights
         ema = AveragedModel(model, multi_avg_fn=ema_update(config.ema_decay), use_buffers=True)
     return TrainingState(model, optimizer, scheduler, generator, ema)
-
-
-def ema_update(decay: float) -> Callable[..., None]:
-    """AveragedModel's in-place update with a warm-up: step t uses min(decay, (1+t)/(10+t)).
-
-    Without the warm-up the average keeps the random initial weights for thousands of steps and
-    its early epochs score at chance on PublicTest.
-    """
-
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], steps: torch.Tensor):
-        t = float(steps)
-        weight = 1.0 - min(decay, (1.0 + t) / (10.0 + t))
-        for mean, value in zip(averaged, current, strict=True):
-            if mean.is_floating_point():
-                mean.lerp_(value, weight)
-            else:  # BatchNorm's batch counters are copied, not averaged
-                mean.copy_(value)
-
-    return update
 
 
 def load_initial_weights(model: nn.Module, config: TrainConfig) -> None:

@@ -71,12 +71,17 @@ class Method:
     seeded: bool  # trained once per seed (False: deterministic or pretrained, evaluated once)
 
 
+LDAM_REWEIGHT_FROM = 0.8  # the paper re-weights from epoch 160 of 200
+
 METHODS = {
     m.name: m
     for m in (
         Method("cnn", "plain CNN", True),
         Method("class_weighted", "CNN + class-weighted loss", True),
         Method("oversample", "CNN + random oversampling", True),
+        Method("focal", "CNN + focal loss (gamma 2)", True),
+        Method("logit_adjusted", "CNN + logit-adjusted loss (tau 1)", True),
+        Method("ldam_drw", "CNN + LDAM loss, deferred re-weighting", True),
         Method("gan_fixed", f"CNN + GAN, hand-set ratio {HAND_SET_RATIO}", True),
         Method("pso_no_gan", "CNN + PSO-tuned, no GAN images", True),
         Method("ganpso", "GAN-PSO", True),
@@ -93,6 +98,11 @@ def method_config(name: str, run: RunConfig, run_dir: Path, seed: int) -> TrainC
         raw["class_weighting"] = "inverse"
     elif name == "oversample":
         raw["sampling"] = "oversample"
+    elif name in ("focal", "logit_adjusted"):
+        raw["loss"] = {**raw["loss"], "name": name}
+    elif name == "ldam_drw":  # LDAM-DRW (Cao et al., 2019): weights from 80 % of the epochs on
+        raw["loss"] = {**raw["loss"], "name": "ldam"}
+        raw |= {"class_weighting": "effective_number", "reweight_from": LDAM_REWEIGHT_FROM}
     elif name == "gan_fixed":
         synthetic = gan_recipe(run, run_dir).synthetic.__dict__.copy()
         raw["synthetic"] = synthetic | {"ratio": HAND_SET_RATIO}
