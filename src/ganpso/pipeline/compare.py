@@ -128,11 +128,22 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# options added after cells were made, left out while unused: such a cell is the same training
+UNUSED_OPTIONS = {
+    key: TrainConfig().to_dict()[key]
+    for key in ("ema_decay", "mixup_alpha", "loss", "reweight_from")
+}
+
+
 def recipe_fingerprint(config: TrainConfig) -> str:
-    """What a trained cell's numbers depend on: its config, files by content, runtime keys out."""
+    """What a trained cell's numbers depend on: its config, files by content, runtime keys out,
+    options added later left out while unused."""
     raw = config.to_dict()
     for key in RUNTIME_KEYS:
         raw.pop(key, None)
+    for key, unused in UNUSED_OPTIONS.items():
+        if raw.get(key) == unused:
+            raw.pop(key)
     raw["data"].pop("cache_dir", None)
     synthetic = raw["synthetic"]
     if synthetic["generator"]:
