@@ -10,6 +10,8 @@
   the Training faces than of unseen PublicTest faces, per class.
 - Diversity: mean pairwise feature distance of fakes over that of real Training images, per
   class (near 1: as varied as the data; far below: mode collapse).
+- Artefacts (``ganpso.metrics.spectrum``): the fakes' power at high spatial frequencies over
+  real Training faces', per class and overall (1: the data's texture; above: grid or streaks).
 - Disgust against the other classes: its FID and KID over their mean, averaged over several
   draws of fakes (a single draw moves the ratios), and FID again with every class scored
   against real sets of disgust's size (FID's estimate grows as a set shrinks).
@@ -50,6 +52,7 @@ from ganpso.gan.memorisation import discriminator_memorisation, pixel_memorisati
 from ganpso.gan.networks import Generator
 from ganpso.gan.sample import synthesize
 from ganpso.metrics.distances import EQUAL_SIZE_REPEATS
+from ganpso.metrics.spectrum import grid_peak_ratio, high_frequency_ratio
 
 ClassImages = dict[int, np.ndarray]  # class index -> images (n, 48, 48) or features (n, d)
 Features = Callable[[ClassImages], ClassImages]
@@ -161,6 +164,24 @@ def memorisation_scores(
     return memorisation
 
 
+def artefact_scores(fakes: ClassImages, reals: ClassImages) -> dict[str, Any]:
+    """High-frequency and grid power of the fakes over real Training faces' (``spectrum``)."""
+    per_class = {EMOTIONS[k]: high_frequency_ratio(fakes[k], reals[k]) for k in CLASSES}
+    every_fake, every_real = (np.concatenate([d[k] for k in CLASSES]) for d in (fakes, reals))
+    grid_peak, frequency = grid_peak_ratio(every_fake, every_real)
+    return {
+        "high_frequency_ratio": high_frequency_ratio(every_fake, every_real),
+        "per_class": per_class,
+        "grid_peak_ratio": grid_peak,
+        "grid_peak_frequency": list(frequency),
+        "definition": "high_frequency_ratio: mean power at spatial frequencies from half the "
+        "Nyquist radius up (corners included), fakes over as many real Training faces per "
+        "class; 1: the data's texture, above: grid or streak artefacts, below: blur. "
+        "grid_peak_ratio: the largest fakes-over-real power ratio at the frequencies of a 2- or "
+        "4-pixel grid (cycles per 48 px, (row, column))",
+    }
+
+
 def classifier_file(path: Path) -> Path:
     """A classifier run folder's ``best.safetensors``, or the given checkpoint itself."""
     return path / "best.safetensors" if path.is_dir() else path
@@ -252,6 +273,7 @@ def evaluate_generator(
     memorisation = memorisation_scores(
         training_checkpoint(generator_path), fakes, train, public, torch_device, seed
     )
+    artefacts = artefact_scores(fakes, floors)
     context = {
         "generator": str(generator_path),
         "classifier": str(classifier_path),
@@ -260,7 +282,8 @@ def evaluate_generator(
         "seconds": round(time.perf_counter() - started, 1),
         "command": command,
     }
-    return build_report(scores, ratios, cas, cas_real, memorisation, diversity, header, context)
+    measured = (scores, ratios, cas, cas_real, memorisation, diversity, artefacts)
+    return build_report(*measured, header, context)
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -271,6 +294,7 @@ def build_report(
     cas_real: dict[str, Any],
     memorisation: dict[str, Any],
     diversity: dict[str, float],
+    artefacts: dict[str, Any],
     header: dict[str, Any],
     context: dict[str, Any],
 ) -> dict[str, Any]:
@@ -284,6 +308,7 @@ def build_report(
         "cas_real_reference": cas_real,
         "memorisation": memorisation,
         "diversity_ratio_fake_over_real": diversity,
+        "artefacts": artefacts,
         "disgust_vs_other_classes": {
             **ratios,
             "fid_excess_over_floor_ratio": round(float(excess_ratio), 3),
