@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import platform
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,14 +60,16 @@ def describe_device(device: torch.device) -> str:
     return f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)"
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none), read once:
+    ``autocast`` asks on every batch."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         for line in cpuinfo.read_text().splitlines():
             if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    return set()
+                return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
 
 
 def cpu_model() -> str:
