@@ -1,9 +1,8 @@
 """BatchNorm folded into the convolution before it, for inference.
 
 An evaluated BatchNorm is an affine map per channel, so ``BN(conv(x))`` equals one convolution
-with rescaled weights and a bias. Folding removes a pass over every activation; oneDNN's bf16
-BatchNorm is slow enough on CPUs without AMX that folding about doubles bf16 throughput
-(``results/benchmarks/inference-*.json``).
+with rescaled weights and a bias. Folding removes a pass over every activation at inference
+(what it buys per machine: ``results/benchmarks/inference-*.json``).
 
 Example:
     >>> from ganpso.classifier.config import ModelConfig

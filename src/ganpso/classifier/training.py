@@ -139,7 +139,7 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities ``(N, K)`` for uint8 faces ``(N, 48, 48)``, averaged over views."""
     model.eval()
-    folded = fold_batch_norm(model)  # the same logits at about twice the bf16 speed on CPUs
+    folded = fold_batch_norm(model)  # the same logits without a pass over every activation
     if channels_last:
         folded = folded.to(memory_format=torch.channels_last)
     chunks = []
