@@ -286,10 +286,11 @@ def search_section(run_dir: Path, out_dir: Path) -> Section:
     keys = [k for k in dict.fromkeys(k for row in history for k in row) if k != "values"]
     table = Table(keys, [[_cell_text(row.get(k)) for k in keys] for row in history])
     paragraphs = [f"{len(history)} iterations (device: {device}; {wall})."]
+    maximised = fitness_words(run_dir)
     if meta.get("best_settings"):
         best = ", ".join(f"`{k}` = {_cell_text(v)}" for k, v in meta["best_settings"].items())
         value = _cell_text(meta.get("best_value"))
-        fitness = f"Best search fitness (PublicTest {fitness_words(run_dir)} at reduced fidelity)"
+        fitness = f"Best search fitness (PublicTest {maximised} at reduced fidelity)"
         paragraphs.append(f"{fitness} {value}: {best}.")
     section = Section(title, paragraphs, [table])
     if (folder / "rescore.json").exists():
@@ -299,7 +300,7 @@ def search_section(run_dir: Path, out_dir: Path) -> Section:
         base = " and the base recipe" if searched < len(rescored["candidates"]) else ""
         section.paragraphs.append(
             f"Rescoring: the search's {best}{base}, each trained in full (PublicTest "
-            f"{fitness_words(run_dir)} at the kept epoch, second table); the final training is "
+            f"{maximised} at the kept epoch, second table); the final training is "
             "the best of them, "
             f"`{rescored['chosen']}`."
         )
