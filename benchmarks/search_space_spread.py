@@ -102,33 +102,28 @@ def setting_values(name: str) -> dict[str, Any]:
     return values
 
 
+def setting_row(name: str, rows: dict[str, dict]) -> dict[str, Any]:
+    """One setting's values and its two rungs' scores (None for a rung not finished yet)."""
+    full, cheap = rows.get(name), rows.get(f"{name}-cheap")
+    return {
+        "setting": name,
+        "values": setting_values(name),
+        "full_macro_f1": full["public_macro_f1"] if full else None,
+        "full_accuracy": full["public_accuracy"] if full else None,
+        "full_train_seconds": full["train_seconds"] if full else None,
+        "cheap_macro_f1": cheap["public_macro_f1"] if cheap else None,
+        "cheap_train_seconds": cheap["train_seconds"] if cheap else None,
+    }
+
+
 def collect(cells_path: Path, out: Path) -> None:
     cells = json.loads(cells_path.read_text())
     rows = {row["config"]: row for row in cells["cells"]}
-    settings = []
-    for name in sorted(n for n in rows if not n.endswith("-cheap")):
-        cheap = rows.get(f"{name}-cheap")
-        settings.append({
-            "setting": name,
-            "values": setting_values(name),
-            "full_macro_f1": rows[name]["public_macro_f1"],
-            "full_accuracy": rows[name]["public_accuracy"],
-            "full_train_seconds": rows[name]["train_seconds"],
-            "cheap_macro_f1": cheap["public_macro_f1"] if cheap else None,
-            "cheap_train_seconds": cheap["train_seconds"] if cheap else None,
-        })  # fmt: skip
-    for name in sorted(n.removesuffix("-cheap") for n in rows if n.endswith("-cheap")):
-        if name not in rows:  # the cheap rung finished, full training not yet
-            settings.append({
-                "setting": name,
-                "values": setting_values(name),
-                "full_macro_f1": None,
-                "cheap_macro_f1": rows[f"{name}-cheap"]["public_macro_f1"],
-                "cheap_train_seconds": rows[f"{name}-cheap"]["train_seconds"],
-            })  # fmt: skip
+    names = sorted({name.removesuffix("-cheap") for name in rows})
+    settings = [setting_row(name, rows) for name in names]
     trained = [s for s in settings if s["full_macro_f1"] is not None]
     full = np.array([s["full_macro_f1"] for s in trained])
-    cheap_only = np.array([s["cheap_macro_f1"] for s in settings if s["cheap_macro_f1"]])
+    cheap = np.array([s["cheap_macro_f1"] for s in settings if s["cheap_macro_f1"] is not None])
     paired = [s for s in trained if s["cheap_macro_f1"] is not None]
     common = {
         "device": sorted({row["device"] for row in cells["cells"]}),
@@ -142,7 +137,7 @@ def collect(cells_path: Path, out: Path) -> None:
         "settings": settings,
         "settings_trained_in_full": len(trained),
         "full_macro_f1": describe_spread(full),
-        "cheap_macro_f1": describe_spread(cheap_only),
+        "cheap_macro_f1": describe_spread(cheap),
         **common,
     }
     out.mkdir(parents=True, exist_ok=True)
