@@ -157,6 +157,9 @@ def test_comparison_data_rows_tests_and_compute(tmp_path) -> None:
     y_true = truth()
     skills = {"cnn": 0.5, "oversample": 0.6, "ganpso": 0.8}
     cells = [make_cell(m, s, y_true, skill) for m, skill in skills.items() for s in range(3)]
+    gpu_cell = make_cell("oversample", 3, y_true, 0.6)
+    gpu_cell.run.update(device="cuda: test", wall_seconds=2.0)
+    cells.append(gpu_cell)
     (tmp_path / "run" / "gan").mkdir(parents=True)
     (tmp_path / "run" / "gan" / "stage.json").write_text('{"seconds": 100.0}')
     (tmp_path / "run" / "search").mkdir()
@@ -173,6 +176,11 @@ def test_comparison_data_rows_tests_and_compute(tmp_path) -> None:
     assert rows["ganpso"]["seeds"] == [0, 1, 2]
     assert rows["ganpso"]["cpu_seconds"] == pytest.approx(11.0 + 150.0)  # cells + GAN + search
     assert rows["cnn"]["cpu_seconds"] == pytest.approx(11.0)
+    assert rows["cnn"]["gpu_seconds"] is None
+    # a GPU second is not a CPU second: the seed trained on a GPU counts apart
+    assert rows["oversample"]["cpu_seconds"] == pytest.approx(11.0)
+    assert rows["oversample"]["gpu_seconds"] == pytest.approx(2.0)
+    assert rows["oversample"]["seeds"] == [0, 1, 2, 3]
     pairs = {(t["a"], t["b"], t["metric"]) for t in data["tests"]}
     assert ("ganpso", "oversample", "macro_f1") in pairs and ("ganpso", "cnn", "accuracy") in pairs
     assert len(data["tests"]) == 10  # two opponents x five measures

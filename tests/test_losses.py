@@ -74,9 +74,10 @@ def test_deferred_reweighting_starts_at_its_fraction_of_the_epochs() -> None:
 
 @pytest.mark.parametrize("name", ["focal", "logit_adjusted", "ldam"])
 def test_each_loss_trains_a_tiny_model(tmp_path, name) -> None:
+    head = "cosine" if name == "ldam" else "linear"
     config = TrainConfig(
-        model=ModelConfig(width=4), epochs=2, batch_size=16, device="cpu", precision="fp32",
-        loss=LossConfig(name=name), class_weighting="effective_number", reweight_from=0.5,
+        model=ModelConfig(width=4, head=head), epochs=2, batch_size=16, device="cpu",
+        precision="fp32", loss=LossConfig(name=name), class_weighting="effective_number", reweight_from=0.5,
         tta=False,
     )  # fmt: skip
     result = fit(config, tiny_dataset(), tmp_path / name, log=lambda _: None)
@@ -94,6 +95,32 @@ def test_comparison_rows_of_the_imbalance_losses(tmp_path, method, expected) -> 
     assert config.loss.name == expected and config.seed == 3
     if method == "ldam_drw":
         assert config.class_weighting == "effective_number" and config.reweight_from == 0.8
+        assert config.model.head == "cosine"
+
+
+def test_ldam_and_the_cosine_head_come_together() -> None:
+    from ganpso.config import validate
+    from ganpso.errors import ConfigError
+
+    validate(TrainConfig(loss=LossConfig(name="ldam"), model=ModelConfig(head="cosine")), "t")
+    with pytest.raises(ConfigError, match="ldam loss needs model.head: cosine"):
+        validate(TrainConfig(loss=LossConfig(name="ldam")), "train")  # scaled linear logits
+    with pytest.raises(ConfigError, match="cosine head needs loss ldam"):
+        validate(TrainConfig(model=ModelConfig(head="cosine")), "train")
+
+
+def test_the_cosine_head_gives_the_cosines_scikit_learn_computes() -> None:
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    from ganpso.classifier.models import build_model
+
+    model = build_model(ModelConfig(width=4, head="cosine", dropout=0.0)).eval()
+    last = model.head[-1]
+    features = torch.randn(5, last.weight.shape[1], generator=torch.Generator().manual_seed(1))
+    expected = cosine_similarity(features.numpy(), last.weight.detach().numpy())
+    np.testing.assert_allclose(last(features).detach().numpy(), expected, atol=1e-6)
+    logits = model(torch.randn(3, 1, 40, 40))
+    assert logits.shape == (3, 7) and logits.abs().max() <= 1 + 1e-6
 
 
 def test_a_cells_recipe_counts_later_options_only_when_used() -> None:

@@ -295,6 +295,35 @@ def test_recipe_fingerprint_reads_files_by_content_and_ignores_where_it_ran(
     assert fingerprint("a.safetensors") != fingerprint("a.safetensors", lr=0.2)
 
 
+def test_a_cell_stays_fresh_when_config_options_are_added_and_stales_when_its_gan_changes(
+    tmp_path: Path,
+) -> None:
+    from ganpso.config import write_yaml
+    from ganpso.pipeline.compare import recipe_files, recipe_fingerprint, stale_cell
+
+    def cell(name: str, config: TrainConfig, record: dict) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        write_yaml(config.to_dict(), folder / "config.yaml")
+        (folder / "cell.json").write_text(json.dumps({"method": "cnn", **record}))
+        return folder
+
+    plain = TrainConfig(seed=0)
+    # recorded by an earlier fingerprint rule (a config option added since): the same recipe
+    older_rule = cell("older-rule", plain, {"recipe": "0123456789abcdef"})
+    assert not stale_cell(older_rule, plain)
+    assert stale_cell(older_rule, replace(plain, lr=0.05))
+    generator = tmp_path / "generator.safetensors"
+    generator.write_bytes(b"gan one")
+    with_gan = replace(plain, synthetic=SyntheticConfig(generator=str(generator), ratio=0.5))
+    files = recipe_files(with_gan)
+    gan_cell = cell("gan", with_gan, {"recipe": "x", "recipe_files": files})
+    assert not stale_cell(gan_cell, with_gan)
+    generator.write_bytes(b"gan two")  # rewritten in place: same path, other faces
+    assert stale_cell(gan_cell, with_gan)
+    assert recipe_fingerprint(with_gan, files) != recipe_fingerprint(with_gan)
+
+
 @needs_archive
 def test_compare_retrains_a_cell_made_with_another_recipe(
     smoke_run: tuple[Path, list[str]], tmp_path: Path

@@ -26,6 +26,9 @@ class ModelConfig:
     # channels of the first stage; each later stage doubles it. The cap keeps a checkpoint's
     # header from asking for a model of gigabytes
     width: int = bounded(32, ge=1, le=256)
+    # the last layer: linear, or cosine (logits are the cosines between the pooled features and
+    # each class's weight vector, in [-1, 1]: LDAM scales them and needs them bounded)
+    head: Literal["linear", "cosine"] = "linear"
 
 
 @dataclass
@@ -128,3 +131,12 @@ class TrainConfig(YamlConfig):
     num_threads: int | None = bounded(
         None, ge=1, le=1024
     )  # torch threads; None keeps torch's default
+
+    def check(self, where: str) -> None:
+        # LDAM's scale s multiplies the logits: bounded cosines train, unbounded ones diverge;
+        # the other losses cannot fit cosines, which never reach a confident softmax
+        if (self.loss.name == "ldam") != (self.model.head == "cosine"):
+            raise ConfigError(
+                f"{where}: loss.name {self.loss.name!r} with model.head {self.model.head!r}; "
+                "the ldam loss needs model.head: cosine, and the cosine head needs loss ldam"
+            )

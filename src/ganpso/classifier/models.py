@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganpso.classifier.config import ModelConfig
@@ -52,14 +53,26 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
     ]
 
 
-def pooled_head(in_channels: int, dropout: float, num_classes: int) -> nn.Sequential:
-    """Global average pool, dropout, linear: why every model accepts any input size >= 16."""
-    return nn.Sequential(
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Dropout(dropout),
-        nn.Linear(in_channels, num_classes),
+class CosineLinear(nn.Module):
+    """Logits = cosine between the features and each class's weight vector, in [-1, 1]."""
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, in_features))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # as nn.Linear initialises its weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, K)
+        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).t()
+
+
+def pooled_head(in_channels: int, config: ModelConfig, num_classes: int) -> nn.Sequential:
+    """Global average pool, dropout, last layer: why every model accepts any input size >= 16."""
+    last: nn.Module = (
+        CosineLinear(in_channels, num_classes)
+        if config.head == "cosine"
+        else nn.Linear(in_channels, num_classes)
     )
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(config.dropout), last)
 
 
 class VGGSmall(nn.Module):
@@ -68,8 +81,9 @@ class VGGSmall(nn.Module):
     With w = 32 it has 1.17 M parameters; 40x40 input -> 2x2x(8w) -> average pool -> linear.
     """
 
-    def __init__(self, width: int, dropout: float, num_classes: int) -> None:
+    def __init__(self, config: ModelConfig, num_classes: int) -> None:
         super().__init__()
+        width = config.width
         layers: list[nn.Module] = []
         in_channels = 1
         for stage in range(4):
@@ -79,7 +93,7 @@ class VGGSmall(nn.Module):
             layers.append(nn.MaxPool2d(2))
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
-        self.head = pooled_head(in_channels, dropout, num_classes)
+        self.head = pooled_head(in_channels, config, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) -> (B, num_classes)
         return self.head(self.features(x))
@@ -111,8 +125,9 @@ class BasicBlock(nn.Module):
 class ResNetSmall(nn.Module):
     """A stem conv and four stages of one residual block each, widths w, 2w, 4w, 8w."""
 
-    def __init__(self, width: int, dropout: float, num_classes: int) -> None:
+    def __init__(self, config: ModelConfig, num_classes: int) -> None:
         super().__init__()
+        width = config.width
         stages: list[nn.Module] = [*conv_bn_relu(1, width)]
         in_channels = width
         for stage in range(4):
@@ -120,7 +135,7 @@ class ResNetSmall(nn.Module):
             stages.append(BasicBlock(in_channels, out_channels, stride=1 if stage == 0 else 2))
             in_channels = out_channels
         self.features = nn.Sequential(*stages)
-        self.head = pooled_head(in_channels, dropout, num_classes)
+        self.head = pooled_head(in_channels, config, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) -> (B, num_classes)
         return self.head(self.features(x))
@@ -128,12 +143,12 @@ class ResNetSmall(nn.Module):
 
 @register_model("vgg_small")
 def vgg_small(config: ModelConfig, num_classes: int) -> nn.Module:
-    return VGGSmall(config.width, config.dropout, num_classes)
+    return VGGSmall(config, num_classes)
 
 
 @register_model("resnet_small")
 def resnet_small(config: ModelConfig, num_classes: int) -> nn.Module:
-    return ResNetSmall(config.width, config.dropout, num_classes)
+    return ResNetSmall(config, num_classes)
 
 
 def count_parameters(model: nn.Module) -> int:

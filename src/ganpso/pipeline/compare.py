@@ -102,6 +102,7 @@ def method_config(name: str, run: RunConfig, run_dir: Path, seed: int) -> TrainC
         raw["loss"] = {**raw["loss"], "name": name}
     elif name == "ldam_drw":  # LDAM-DRW (Cao et al., 2019): weights from 80 % of the epochs on
         raw["loss"] = {**raw["loss"], "name": "ldam"}
+        raw["model"] = {**raw["model"], "head": "cosine"}  # LDAM's scale needs bounded logits
         raw |= {"class_weighting": "effective_number", "reweight_from": LDAM_REWEIGHT_FROM}
     elif name == "gan_fixed":
         synthetic = gan_recipe(run, run_dir).synthetic.__dict__.copy()
@@ -135,9 +136,21 @@ UNUSED_OPTIONS = {
 }
 
 
-def recipe_fingerprint(config: TrainConfig) -> str:
+def recipe_files(config: TrainConfig) -> dict[str, str]:
+    """The content digests of the files a recipe reads (the generator and its filter)."""
+    synthetic = config.synthetic
+    if not synthetic.generator:
+        return {}
+    return {
+        "generator": file_digest(synthetic.generator),
+        "filter_classifier": file_digest(synthetic.filter_classifier or default_model_path()),
+    }
+
+
+def recipe_fingerprint(config: TrainConfig, files: dict[str, str] | None = None) -> str:
     """What a trained cell's numbers depend on: its config, files by content, runtime keys out,
-    options added later left out while unused."""
+    options added later left out while unused. ``files`` gives the digests the files had when
+    the cell trained; without it they are read now."""
     raw = config.to_dict()
     for key in RUNTIME_KEYS:
         raw.pop(key, None)
@@ -147,24 +160,38 @@ def recipe_fingerprint(config: TrainConfig) -> str:
     raw["data"].pop("cache_dir", None)
     synthetic = raw["synthetic"]
     if synthetic["generator"]:
-        synthetic["generator"] = file_digest(synthetic["generator"])
-        synthetic["filter_classifier"] = file_digest(
-            synthetic["filter_classifier"] or default_model_path()
-        )
+        synthetic |= recipe_files(config) if files is None else files
     else:
         synthetic["filter_classifier"] = None  # no fakes: the filter is never used
     return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def stale_cell(cell: Path, expected: TrainConfig | None) -> bool:
-    """A finished trained cell whose recipe differs from the one its method asks for now.
+def cell_recipe(cell: Path) -> str | None:
+    """The fingerprint, by today's rule, of the recipe a finished cell trained with.
 
-    The fingerprint recorded in ``cell.json`` when the cell was made decides: a generator
-    rewritten in place has the same path but not the same content.
+    It is recomputed from the cell's ``config.yaml`` so that config options added since leave
+    it unchanged. The files it read count by the digests recorded when it trained: a generator
+    rewritten in place has the same path but not the same content. A cell recorded without
+    those digests keeps its recorded fingerprint. None: no recipe recorded.
     """
+    record = read_cell_record(cell)
+    recorded = record.get("recipe")
+    if recorded is None:
+        return None
+    try:
+        config = TrainConfig.from_yaml(cell / CONFIG_FILE)
+    except ConfigError:
+        return recorded
+    if config.synthetic.generator and "recipe_files" not in record:
+        return recorded
+    return recipe_fingerprint(config, record.get("recipe_files", {}))
+
+
+def stale_cell(cell: Path, expected: TrainConfig | None) -> bool:
+    """A finished trained cell whose recipe differs from the one its method asks for now."""
     if expected is None:
         return False
-    recorded = read_cell_record(cell).get("recipe")
+    recorded = cell_recipe(cell)
     return recorded is not None and recorded != recipe_fingerprint(expected)
 
 
@@ -189,7 +216,8 @@ def run_cell(
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     device = describe_device(resolve_device(run.device))
-    recipe = None if config is None else recipe_fingerprint(config)  # fixed before it trains
+    files = None if config is None else recipe_files(config)  # fixed before it trains
+    recipe = None if config is None else recipe_fingerprint(config, files)
     reused = reusable_run_folder(name, run, run_dir, seed)
     twin = twin_cell(out.parent.parent, name, seed, recipe)
     if reused is not None:
@@ -198,6 +226,7 @@ def run_cell(
     elif twin is not None:
         copy_cell_results(twin, out)
         started -= read_cell_record(twin)["wall_seconds"]
+        device = read_cell_record(twin).get("device", device)  # where its model trained
         reused = twin
         log(f"reused {twin}: another method whose recipe is this one (the same training)")
     elif name == "hog_svm":
@@ -215,6 +244,7 @@ def run_cell(
         "wall_seconds": round(time.perf_counter() - started, 1),
         "reused": str(reused) if reused else None,
         "recipe": recipe,
+        "recipe_files": files,
     }
     write_cell_record(out, record)
 
@@ -230,8 +260,7 @@ def twin_cell(cells: Path, name: str, seed: int, recipe: str | None) -> Path | N
     for folder in sorted(cells.glob(f"*/seed{seed}")):
         if not cell_done(folder):
             continue
-        record = read_cell_record(folder)
-        if record.get("method") != name and record.get("recipe") == recipe:
+        if read_cell_record(folder).get("method") != name and cell_recipe(folder) == recipe:
             return folder
     return None
 

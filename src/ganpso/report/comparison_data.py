@@ -2,13 +2,14 @@
 
 One row per method with the mission's five measures on PrivateTest, each as the mean and sample
 std over seeds and the pooled bootstrap 95 % interval (``summary``), and its compute: the mean
-wall seconds of one seed's cell on the machine that ran it, plus, for the rows that need them,
+wall seconds of one seed's cell, CPU and GPU cells apart, plus, for the rows that need them,
 the GAN's and the search's stages of the run (``STAGE_COSTS``), which all seeds share. The
 tests compare each GAN-PSO row (``ganpso``, ``ganpso_ensemble``, ...) with the best baseline by
 macro-F1 and with the plain CNN on each measure: a paired bootstrap over the test images and,
 with three or more common seeds, a paired t-test over seeds.
 
-    {"rows": [{"method", "seeds", "accuracy": {"mean", "std", "ci"}, ..., "cpu_seconds"}],
+    {"rows": [{"method", "seeds", "accuracy": {"mean", "std", "ci"}, ..., "cpu_seconds",
+               "gpu_seconds"}],
      "tests": [{"a", "b", "metric", "diff", "ci", "p", "p_ttest", "n_pairs"}],
      "best_baseline", "device", "command"}
 
@@ -54,6 +55,26 @@ def stage_seconds(run_dir: Path | None, method: str) -> float:
     return total
 
 
+def on_gpu(cell: Cell) -> bool:
+    return str(cell.run.get("device") or "").startswith("cuda")
+
+
+def mean_wall_seconds(cells: Sequence[Cell]) -> float | None:
+    walls = [float(c.run["wall_seconds"]) for c in cells if c.run.get("wall_seconds") is not None]
+    return sum(walls) / len(walls) if walls else None
+
+
+def compute_seconds(cells: Sequence[Cell], stages: float) -> dict[str, float | None]:
+    """One seed's cost on each kind of device: a GPU second is not a CPU second, so cells that
+    ran on a GPU count apart; the run's stages (GAN, search) ran on the CPU."""
+    cpu = mean_wall_seconds([c for c in cells if not on_gpu(c)])
+    gpu = mean_wall_seconds([c for c in cells if on_gpu(c)])
+    return {
+        "cpu_seconds": round((cpu or 0.0) + stages, 1) if cpu is not None or stages else None,
+        "gpu_seconds": None if gpu is None else round(gpu, 1),
+    }
+
+
 def measure(row: Any, name: str) -> dict[str, Any]:
     ci = row.ci95.get(name)
     return {
@@ -81,12 +102,11 @@ def comparison_data(
     table = []
     for row in rows:
         group = groups[row.method]
-        seconds = (row.wall_seconds or 0.0) + stage_seconds(run_dir, row.method)
         table.append({
             "method": row.method,
             "seeds": sorted(c.seed for c in group if c.seed is not None),
             **{name: measure(row, name) for name in MEASURES},
-            "cpu_seconds": round(seconds, 1),
+            **compute_seconds(group, stage_seconds(run_dir, row.method)),
             "device": provenance(group)[0],
         })  # fmt: skip
     tests = []
@@ -107,8 +127,10 @@ def comparison_data(
         "tests": tests,
         "best_baseline": best,
         "device": "; ".join(sorted({row["device"] for row in table if row["device"]})),
-        "cpu_seconds_is": "mean wall seconds of one seed's cell (a reused cell: its model's "
-        "training) plus the run's GAN and search stages the method builds on",
+        "cpu_seconds_is": "mean wall seconds of one seed's cell run on a CPU (a reused cell: its "
+        "model's training) plus the run's GAN and search stages the method builds on",
+        "gpu_seconds_is": "mean wall seconds of one seed's cell run on a GPU (shared with the "
+        "cells trained beside it); null when no cell ran on one",
         "command": command,
     }
 
