@@ -18,8 +18,10 @@ SHIPPED = {
     CONFIGS / "search.yaml": SearchConfig,
     CONFIGS / "gan.yaml": GanConfig,
     CONFIGS / "gan-gpu.yaml": GanConfig,
+    CONFIGS / "search-wide.yaml": SearchConfig,
     PROFILES / "default.yaml": RunConfig,
     PROFILES / "gpu.yaml": RunConfig,
+    PROFILES / "wide.yaml": RunConfig,
     PROFILES / "smoke.yaml": RunConfig,
 }
 

@@ -25,7 +25,7 @@ from ganpso.gan import (
 )
 from ganpso.gan.augment import AdaptiveStrength, augment, cutout, translate
 from ganpso.gan.cas import mean_over_seeds
-from ganpso.gan.checkpoint import load_discriminator, save_generator
+from ganpso.gan.checkpoint import load_discriminator, save_generator, write_generator
 from ganpso.gan.config import GanConfig
 from ganpso.gan.feature_scores import rare_class_ratios, ratios_over_draws
 from ganpso.gan.loss import HingeLoss
@@ -245,6 +245,27 @@ def test_generator_save_load_same_samples(tmp_path) -> None:
     assert a.dtype == np.uint8 and a.shape == (5, 48, 48)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, synthesize(loaded, 1, 5, seed=4))
+
+
+def test_a_bilinear_generator_keeps_its_upsampling_through_save_and_load(tmp_path) -> None:
+    from ganpso.checkpoint import read_header
+    from ganpso.gan.checkpoint import GENERATOR_FORMAT
+
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, width=4, upsample="bilinear").eval()
+    path = tmp_path / "generator.safetensors"
+    save_generator(path, G, tiny_config(upsample="bilinear"), step=1)
+    loaded, header = load_generator(tmp_path)
+    assert header["upsample"] == loaded.upsample == "bilinear"
+    np.testing.assert_array_equal(synthesize(G, 1, 4, seed=3), synthesize(loaded, 1, 4, seed=3))
+    nearest = Generator(z_dim=16, width=4).eval()
+    nearest.load_state_dict(G.state_dict())  # same weights, other resize: other faces
+    assert not np.array_equal(synthesize(nearest, 1, 4, seed=3), synthesize(G, 1, 4, seed=3))
+    # a generator saved before the option existed was nearest
+    old = read_header(path, GENERATOR_FORMAT)
+    del old["upsample"]
+    write_generator(tmp_path / "old" / "generator.safetensors", G, old)
+    assert load_generator(tmp_path / "old")[0].upsample == "nearest"
 
 
 def test_standing_statistics_are_the_generators_own_batch_statistics() -> None:

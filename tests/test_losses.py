@@ -77,8 +77,8 @@ def test_each_loss_trains_a_tiny_model(tmp_path, name) -> None:
     head = "cosine" if name == "ldam" else "linear"
     config = TrainConfig(
         model=ModelConfig(width=4, head=head), epochs=2, batch_size=16, device="cpu",
-        precision="fp32", loss=LossConfig(name=name), class_weighting="effective_number", reweight_from=0.5,
-        tta=False,
+        precision="fp32", loss=LossConfig(name=name), class_weighting="effective_number",
+        reweight_from=0.5, tta=False,
     )  # fmt: skip
     result = fit(config, tiny_dataset(), tmp_path / name, log=lambda _: None)
     assert all(np.isfinite(row["train/loss"]) for row in result.history)

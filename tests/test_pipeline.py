@@ -141,6 +141,31 @@ def test_objective_scores_publictest_and_never_reads_privatetest(
     assert len(objective.training_split(config)) == 21 + 21  # 3 real per class, topped up to 6
 
 
+def test_a_fractional_fidelity_trains_part_of_the_particles_own_epochs_at_its_own_width(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tiny_dataset(per_class=6)
+    monkeypatch.setattr(objective_module, "load_dataset", lambda _config: data)
+    trained: list[TrainConfig] = []
+
+    def fake_fit(config: TrainConfig, *_args: object, **_kwargs: object) -> object:
+        trained.append(config)
+        row = {f"val/{name}": 0.5 for name in ("accuracy", "macro_precision", "macro_recall")}
+        row |= {"val/macro_f1": 0.5, "val/macro_g_measure": 0.5}
+        return type("Result", (), {"history": [row]})()
+
+    monkeypatch.setattr(objective_module, "fit", fake_fit)
+    pool = SyntheticPool([np.zeros((20, 48, 48), np.uint8)] * 7, [np.ones(20, np.float32)] * 7)
+    pool.save(tmp_path / "pool.npz")
+    base = TrainConfig(model=ModelConfig(width=4), device="cpu", precision="fp32")
+    fidelity = FidelityConfig(epoch_fraction=0.25, width=None, real_fraction=1.0)
+    objective = PipelineObjective(base, tmp_path / "pool.npz", fidelity)
+    assert objective({"epochs": 39, "model.width": 24}) == pytest.approx(0.5)
+    assert objective({"epochs": 2, "model.width": 8}) == pytest.approx(0.5)
+    assert [(c.epochs, c.model.width) for c in trained] == [(10, 24), (1, 8)]
+    assert FidelityConfig(epochs=3).epochs_for(40) == 3  # a fixed count ignores the particle's
+
+
 def test_sample_weights_scale_the_loss() -> None:
     from ganpso.classifier.training import train_one_epoch
 

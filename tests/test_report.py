@@ -1,4 +1,6 @@
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +148,42 @@ def test_methods_come_in_the_comparison_order_with_their_titles(full_report) -> 
     rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")]
     # the registry's order (not the folders' alphabetical one), unknown names last
     assert rows[1:] == ["cnn", "oversample", "ganpso", "hog-svm"]
+
+
+def test_the_readme_table_is_the_one_comparison_json_generates() -> None:
+    from ganpso.report.readme_table import readme_table, table_in_file
+
+    root = Path(__file__).parents[1]
+    data = json.loads((root / "results" / "compare" / "comparison.json").read_text())
+    assert table_in_file(root / "README.md") == readme_table(data), (
+        "README's table differs from results/compare/comparison.json: run "
+        "python -m ganpso.report.readme_table results/compare/comparison.json README.md"
+    )
+
+
+def test_readme_table_marks_the_best_trained_row_and_needs_its_markers(tmp_path: Path) -> None:
+    from ganpso.errors import ConfigError
+    from ganpso.report.readme_table import BEGIN, END, readme_table, update_file
+
+    def row(method: str, f1: float, seeds: list[int]) -> dict:
+        measure = {"mean": f1, "std": 0.01, "ci": [f1 - 0.02, f1 + 0.02]}
+        names = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_g_measure")
+        return {"method": method, "seeds": seeds, **{n: measure for n in names},
+                "cpu_seconds": 1500.0, "gpu_seconds": None}  # fmt: skip
+
+    data = {"rows": [row("cnn", 0.6, [0, 1]), row("ganpso", 0.7, [0, 1]), row("hog_svm", 0.9, [0])],
+            "device": "cpu: test"}  # fmt: skip
+    table = readme_table(data)
+    lines = table.splitlines()
+    assert lines[2].startswith("| HOG") and "**" not in lines[2]  # unseeded: never "best"
+    assert lines[3].startswith("| **GAN-PSO** (`ganpso`)") and "**0.700 ± 0.010" in lines[3]
+    assert "1,500" in lines[3] and table.endswith("Devices: cpu: test.")
+    page = tmp_path / "page.md"
+    page.write_text(f"intro\n{BEGIN}\nold\n{END}\noutro\n")
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    assert update_file(tmp_path / "c.json", page)
+    assert page.read_text() == f"intro\n{BEGIN}\n{table}\n{END}\noutro\n"
+    assert not update_file(tmp_path / "c.json", page)  # already up to date
+    page.write_text("no markers")
+    with pytest.raises(ConfigError, match="no comparison table markers"):
+        update_file(tmp_path / "c.json", page)

@@ -20,7 +20,7 @@ from ganpso.pipeline.search import search_pipeline
 from ganpso.report import write_report
 from ganpso.report.comparison_data import write_comparison_json
 
-PROFILES = ("smoke", "default", "gpu")
+PROFILES = ("smoke", "default", "gpu", "wide")
 REPORT_STEP = "report"  # after the stages: built from the run folder
 RUN_STEPS = (*STAGE_NAMES, REPORT_STEP)
 OVERRIDE_HELP = "override a config value, e.g. --set {example} (repeatable; default: none)"

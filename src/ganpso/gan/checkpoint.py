@@ -56,6 +56,7 @@ def save_generator(
     header = {
         "z_dim": config.z_dim,
         "width": config.g_width,
+        "upsample": config.upsample,
         "classes": list(EMOTIONS),
         "step": step,
         "standing_stats_batches": standing_batches,
@@ -78,13 +79,19 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[Gene
     header = read_header(path, GENERATOR_FORMAT)
     try:
         shape = build_config(
-            GanConfig, {"z_dim": header["z_dim"], "g_width": header["width"]}, "generator"
+            GanConfig,
+            {
+                "z_dim": header["z_dim"],
+                "g_width": header["width"],
+                "upsample": header.get("upsample", "nearest"),  # the only one before it was named
+            },
+            "generator",
         )
         if len(header["classes"]) != len(EMOTIONS):
             raise ConfigError(f"classes: {len(header['classes'])}, expected {len(EMOTIONS)}")
         with torch.device("meta"):  # shapes only: no memory until they match the file
             check_shapes(path, Generator(shape.z_dim, shape.g_width, len(EMOTIONS)), "G.")
-        generator = Generator(shape.z_dim, shape.g_width, len(EMOTIONS))
+        generator = Generator(shape.z_dim, shape.g_width, len(EMOTIONS), upsample=shape.upsample)
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{path}: generator header incomplete or invalid ({exc})") from None
     state = {k[2:]: v for k, v in _load(path).items() if k.startswith("G.")}

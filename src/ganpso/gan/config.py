@@ -16,6 +16,8 @@ class GanConfig(YamlConfig):
     data: DataConfig = field(default_factory=DataConfig)
     z_dim: int = bounded(128, ge=1, le=4096)
     g_width: int = bounded(16, ge=1, le=512)  # generator widths 8w, 4w, 2w, w
+    # how the generator doubles its maps before each convolution (see gan.networks.UpBlock)
+    upsample: Literal["nearest", "bilinear"] = "nearest"
     d_width: int = bounded(16, ge=1, le=512)  # discriminator widths w, 2w, 4w, 8w
     d_spectral_norm: bool = True
     # auxiliary class loss (0: projection only, which ignored the class)

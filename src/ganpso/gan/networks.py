@@ -44,9 +44,21 @@ class ConditionalBatchNorm(nn.Module):
         return self.norm(x) * gain + bias
 
 
+UPSAMPLING = ("nearest", "bilinear")
+
+
 class UpBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, num_classes: int) -> None:
+    """Resize (x2), then convolve, so no transposed convolution can draw a checkerboard.
+
+    ``nearest`` repeats each pixel into a 2x2 block whose edges a 3x3 kernel can still turn into
+    a 2-pixel stripe; ``bilinear`` interpolates, leaving no such edge.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, num_classes: int, upsample: str = "nearest"
+    ) -> None:
         super().__init__()
+        self.upsample = upsample
         self.norm1 = ConditionalBatchNorm(in_channels, num_classes)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.norm2 = ConditionalBatchNorm(out_channels, num_classes)
@@ -54,9 +66,14 @@ class UpBlock(nn.Module):
         self.shortcut = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.norm1(x, y)), scale_factor=2, mode="nearest")
+        h = self.resize(F.relu(self.norm1(x, y)))
         h = self.conv2(F.relu(self.norm2(self.conv1(h), y)))
-        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+        return h + self.shortcut(self.resize(x))
+
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample == "nearest":
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
 class Generator(nn.Module):
@@ -68,16 +85,19 @@ class Generator(nn.Module):
         width: int = 32,
         num_classes: int = NUM_CLASSES,
         class_dim: int = CLASS_DIM,
+        upsample: str = "nearest",
     ) -> None:
         super().__init__()
-        self.z_dim, self.num_classes = z_dim, num_classes
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample {upsample!r}; expected one of {UPSAMPLING}")
+        self.z_dim, self.num_classes, self.upsample = z_dim, num_classes, upsample
         channels = [8 * width, 4 * width, 2 * width, width]
         # the class also enters the stem beside z: from the first step, each class gets its own
         # 6x6 map, instead of waiting for the batch-norm gains to drift apart
         self.class_embed = nn.Embedding(num_classes, class_dim)
         self.stem = nn.Linear(z_dim + class_dim, channels[0] * START * START)
         self.blocks = nn.ModuleList(
-            UpBlock(a, b, num_classes) for a, b in itertools.pairwise(channels)
+            UpBlock(a, b, num_classes, upsample) for a, b in itertools.pairwise(channels)
         )
         self.out_norm = nn.BatchNorm2d(channels[-1])
         self.out_conv = nn.Conv2d(channels[-1], 1, 3, padding=1)

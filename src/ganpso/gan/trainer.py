@@ -55,7 +55,7 @@ class GanTrainer:
         # process far slower than normal ones (a process-wide setting).
         torch.set_flush_denormal(True)
         torch.manual_seed(config.seed)
-        self.G = Generator(config.z_dim, config.g_width).to(self.device)
+        self.G = Generator(config.z_dim, config.g_width, upsample=config.upsample).to(self.device)
         self.D = Discriminator(config.d_width, spectral=config.d_spectral_norm).to(self.device)
         self.G.to(memory_format=torch.channels_last)
         self.D.to(memory_format=torch.channels_last)

@@ -16,14 +16,24 @@ from ganpso.search import PSOConfig
 
 @dataclass
 class FidelityConfig:
-    """How cheaply the search scores one particle (``ganpso.pipeline.objective``): a narrower
-    copy of the classifier (``width``) trained from a fixed initialisation for ``epochs`` on a
-    stratified ``real_fraction`` of Training plus the particle's fakes."""
+    """How cheaply the search scores one particle (``ganpso.pipeline.objective``): a copy of the
+    classifier trained from a fixed initialisation on a stratified ``real_fraction`` of Training
+    plus the particle's fakes, for ``epochs`` (or ``epoch_fraction`` of the particle's own
+    epochs, its one-cycle schedule compressed), at ``width`` (None: the particle's own)."""
 
-    epochs: int = 4
-    real_fraction: float = 0.5  # stratified share of Training used
-    width: int = 16  # the model's width at this fidelity
-    seed: int = 0
+    epochs: int = bounded(4, ge=1, le=100_000)
+    # a fraction of the particle's epochs instead of a fixed count, for spaces that search the
+    # epochs: the cheap rung that ranked 16 wide-space settings like full training
+    # (results/search-space/) was 0.25
+    epoch_fraction: float | None = bounded(None, gt=0, le=1)
+    real_fraction: float = bounded(0.5, gt=0, le=1)  # stratified share of Training used
+    width: int | None = bounded(16, ge=1, le=256)  # the model's width here; None: the particle's
+    seed: int = bounded(0, ge=0)
+
+    def epochs_for(self, particle_epochs: int) -> int:
+        if self.epoch_fraction is None:
+            return self.epochs
+        return max(1, round(self.epoch_fraction * particle_epochs))
 
 
 @dataclass

@@ -3,7 +3,8 @@
 A particle is a dict of dotted ``TrainConfig`` keys (``synthetic.ratio``, ``lr``, ...). A full
 training costs far more than a search can pay per particle, so each evaluation trains at reduced
 fidelity (``FidelityConfig``): the settings' whole recipe (class weighting and sampling included)
-on a model of ``width`` from the same initialisation for every particle, for ``epochs``, on a
+on a model of ``width`` (or the particle's own) from the same initialisation for every particle,
+for ``epochs`` (or a fraction of the particle's own, the one-cycle schedule compressed), on a
 fixed stratified ``real_fraction`` of Training plus the GAN faces the settings ask for; it scores
 PublicTest after the last epoch, without test-time views, by the weighted mean of the five
 measures that ``weights`` names (``ganpso.metrics.fitness``; by default all five alike).
@@ -116,8 +117,10 @@ class PipelineObjective:
         train = self.training_split(config)
         _, public, _ = self.data()
         raw = config.to_dict()
-        raw["model"]["width"] = self.fidelity.width
-        raw |= {"epochs": self.fidelity.epochs, "seed": self.fidelity.seed, "tta": False}
+        if self.fidelity.width is not None:
+            raw["model"]["width"] = self.fidelity.width
+        epochs = self.fidelity.epochs_for(config.epochs)
+        raw |= {"epochs": epochs, "seed": self.fidelity.seed, "tta": False}
         raw["synthetic"]["generator"] = None  # the pool's faces are already in ``train``
         small = TrainConfig.from_dict(raw)
         dataset = FerDataset({"Training": train, "PublicTest": public}, "search")

@@ -126,7 +126,9 @@ def comparison_data(
         "rows": table,
         "tests": tests,
         "best_baseline": best,
-        "device": "; ".join(sorted({row["device"] for row in table if row["device"]})),
+        "device": "; ".join(
+            sorted({part for row in table for part in row["device"].split("; ") if part})
+        ),
         "cpu_seconds_is": "mean wall seconds of one seed's cell run on a CPU (a reused cell: its "
         "model's training) plus the run's GAN and search stages the method builds on",
         "gpu_seconds_is": "mean wall seconds of one seed's cell run on a GPU (shared with the "

@@ -1,0 +1,118 @@
+"""The README's results table, generated from ``comparison.json`` and kept in step with it.
+
+The table sits between two marker lines in a Markdown file; ``update_file`` rewrites what lies
+between them, and a test checks the committed README against the committed JSON, so the table
+cannot drift from the data.
+
+    python -m ganpso.report.readme_table results/compare/comparison.json README.md
+
+Example:
+    >>> data = json.loads(Path("results/compare/comparison.json").read_text())  # doctest: +SKIP
+    >>> print(readme_table(data))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ganpso.errors import ConfigError
+from ganpso.pipeline.compare import METHODS
+from ganpso.report.tables import Table
+
+BEGIN = "<!-- comparison table: generated from comparison.json by ganpso.report.readme_table -->"
+END = "<!-- end of the comparison table -->"
+HEADERS = [
+    "method",
+    "seeds",
+    "accuracy",
+    "macro precision",
+    "macro recall",
+    "macro F1 (95 % CI)",
+    "macro G-measure",
+    "CPU s / seed",
+    "GPU s / seed",
+]
+
+
+def mean_std(measure: dict[str, Any], percent: bool = False) -> str:
+    scale, unit = (100.0, " %") if percent else (1.0, "")
+    text = f"{measure['mean'] * scale:.2f}{unit}" if percent else f"{measure['mean']:.3f}"
+    if measure.get("std") is not None:
+        text += f" ± {measure['std'] * scale:.2f}" if percent else f" ± {measure['std']:.3f}"
+    return text
+
+
+def with_interval(measure: dict[str, Any]) -> str:
+    ci = measure.get("ci")
+    return mean_std(measure) + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+
+
+def seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}"
+
+
+def best_of(rows: list[dict[str, Any]], name: str) -> str:
+    """The method with the highest mean of ``name`` among the seeded (trained) rows."""
+    trained = [row for row in rows if len(row["seeds"]) > 1] or rows
+    return max(trained, key=lambda row: row[name]["mean"])["method"]
+
+
+def readme_table(data: dict[str, Any]) -> str:
+    """One row per method, best trained row of each measure in bold, then the device line."""
+    rows = sorted(data["rows"], key=lambda row: -row["macro_f1"]["mean"])
+    measures = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_g_measure")
+    best = {name: best_of(rows, name) for name in measures}
+    table = Table(HEADERS, [])
+    for row in rows:
+        method = row["method"]
+        cells = [
+            mean_std(row["accuracy"], percent=True),
+            mean_std(row["macro_precision"]),
+            mean_std(row["macro_recall"]),
+            with_interval(row["macro_f1"]),
+            mean_std(row["macro_g_measure"]),
+        ]
+        cells = [
+            f"**{c}**" if best[m] == method else c for m, c in zip(measures, cells, strict=True)
+        ]
+        title = METHODS[method].title if method in METHODS else method
+        name = f"**{title}** (`{method}`)" if method == "ganpso" else f"{title} (`{method}`)"
+        seeds = ", ".join(str(s) for s in row["seeds"]) or "-"
+        compute = [seconds(row.get("cpu_seconds")), seconds(row.get("gpu_seconds"))]
+        table.rows.append([name, seeds, *cells, *compute])
+    return table.to_markdown() + f"\n\nDevices: {data.get('device', '')}."
+
+
+def update_file(comparison: Path, markdown: Path) -> bool:
+    """Rewrite the table between the markers of ``markdown``; True when it changed."""
+    text = markdown.read_text()
+    if BEGIN not in text or END not in text:
+        raise ConfigError(f"{markdown}: no comparison table markers ({BEGIN!r} ... {END!r})")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    table = readme_table(json.loads(comparison.read_text()))
+    updated = f"{head}{BEGIN}\n{table}\n{END}{tail}"
+    markdown.write_text(updated)
+    return updated != text
+
+
+def table_in_file(markdown: Path) -> str:
+    """The table now between the markers of ``markdown``."""
+    text = markdown.read_text()
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("comparison", type=Path, help="comparison.json")
+    parser.add_argument("markdown", type=Path, help="the file holding the table's markers")
+    args = parser.parse_args()
+    changed = update_file(args.comparison, args.markdown)
+    print(f"{args.markdown}: table {'rewritten' if changed else 'already up to date'}")
+
+
+if __name__ == "__main__":
+    main()
