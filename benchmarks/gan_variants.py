@@ -59,6 +59,9 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
         "disgust_kid_ratio": ratios["kid_ratio"],
         "near_copy_fraction": report["memorisation"]["near_copy_fraction"],
         "diversity": report["diversity_ratio_fake_over_real"],
+        "high_frequency_ratio": report["artefacts"]["high_frequency_ratio"],
+        "grid_peak_ratio": report["artefacts"]["grid_peak_ratio"],
+        "grid_peak_frequency": report["artefacts"]["grid_peak_frequency"],
     }
 
 

@@ -302,6 +302,19 @@ def test_a_cell_reuses_another_rows_cell_of_the_same_recipe_and_seed(tmp_path: P
     assert twin_cell(tmp_path, "ganpso", 0, recipe_fingerprint(other)) is None
 
 
+def test_a_cell_reuses_the_runs_model_only_when_the_run_trained_it(tmp_path: Path) -> None:
+    from ganpso.pipeline.compare import reusable_run_folder
+    from ganpso.pipeline.config import RunConfig
+
+    run = RunConfig(seed=0)
+    assert reusable_run_folder("ganpso", run, tmp_path, 0) is None  # search only: no final
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "best.safetensors").write_bytes(b"weights")
+    assert reusable_run_folder("ganpso", run, tmp_path, 0) == tmp_path / "final"
+    assert reusable_run_folder("ganpso", run, tmp_path, 1) is None  # another seed
+    assert reusable_run_folder("oversample", run, tmp_path, 0) is None
+
+
 def test_recipe_fingerprint_reads_files_by_content_and_ignores_where_it_ran(
     tmp_path: Path,
 ) -> None:

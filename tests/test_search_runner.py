@@ -149,7 +149,7 @@ def test_equal_settings_in_one_batch_are_evaluated_once(tmp_path) -> None:
     assert counting.calls == outcome.evaluations <= 3 and outcome.best_settings == {"n": 3}
 
 
-@pytest.mark.parametrize("name", ["pso", "random", "tpe"])
+@pytest.mark.parametrize("name", ["pso", "random", "tpe", "cma"])
 def test_resume_after_a_crash_equals_an_uninterrupted_search(tmp_path, name) -> None:
     reference, _ = search(tmp_path / "whole", name=name)
     crashing = Counting(crash_after=13)  # in the middle of the third iteration (batch 5)
@@ -174,14 +174,15 @@ def test_resume_refuses_another_search_space(tmp_path) -> None:
 # samplers -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["random", "tpe"])
+@pytest.mark.parametrize("name", ["random", "tpe", "cma"])
 def test_samplers_run_through_the_runner(tmp_path, name) -> None:
     outcome, _ = search(tmp_path, name=name, iterations=8, batch=5)
     assert outcome.evaluations == 40 and len(outcome.history) == 8
     assert outcome.best_value > -0.3 and (tmp_path / "best.yaml").exists()
 
 
-def test_tpe_state_round_trips_mid_iteration() -> None:
+@pytest.mark.parametrize("name", ["tpe", "cma"])
+def test_model_based_sampler_state_round_trips_mid_iteration(name: str) -> None:
     def run(optimizer, stop_after: int | None = None):
         told = 0
         while not optimizer.done:
@@ -193,18 +194,32 @@ def test_tpe_state_round_trips_mid_iteration() -> None:
                 told += 1
         return optimizer
 
-    whole = run(build_optimizer("tpe", 2, iterations=5, batch_size=4, seed=1))
-    half = run(build_optimizer("tpe", 2, iterations=5, batch_size=4, seed=1), stop_after=10)
+    whole = run(build_optimizer(name, 2, iterations=5, batch_size=4, seed=1))
+    half = run(build_optimizer(name, 2, iterations=5, batch_size=4, seed=1), stop_after=10)
     state = json.loads(json.dumps(half.state_dict()))
-    resumed = build_optimizer("tpe", 2, iterations=5, batch_size=4, seed=1)
+    resumed = build_optimizer(name, 2, iterations=5, batch_size=4, seed=1)
     resumed.load_state_dict(state)
     run(resumed)
     assert resumed.history == whole.history and resumed.best_value == whole.best_value
     np.testing.assert_array_equal(resumed.best_position, whole.best_position)
 
 
+def test_cma_learns_where_the_optimum_is() -> None:
+    """CMA-ES's later batches gather near a sphere's optimum that its first batch missed."""
+    cma = build_optimizer("cma", 3, iterations=12, batch_size=8, seed=0)
+    batches = []
+    while not cma.done:
+        trials = cma.ask()
+        batches.append(np.array([t.position for t in trials]))
+        for trial in trials:
+            cma.tell(trial, -float(np.sum((trial.position - 0.2) ** 2)))
+    distance = [float(np.linalg.norm(b - 0.2, axis=1).mean()) for b in batches]
+    assert distance[-1] < 0.6 * distance[0] and cma.best_value > -0.05
+    assert all(b.min() >= 0.0 and b.max() <= 1.0 for b in batches)
+
+
 def test_unknown_optimizer_and_executor_names_list_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match=r"\['pso', 'random', 'tpe'\]"):
+    with pytest.raises(ConfigError, match=r"\['cma', 'pso', 'random', 'tpe'\]"):
         build_optimizer("annealing", 2, 1, 1)
     with pytest.raises(ConfigError, match=r"\['process', 'ray', 'sequential'\]"):
         build_executor("dask")

@@ -117,7 +117,7 @@ def add_search_command(commands: Any) -> None:
         help="GAN run folder or generator.safetensors (default: the train config's)",
     )
     search.add_argument("--data", help="dataset (default: the train config's)")
-    optimizers, executors = ("pso", "random", "tpe"), ("sequential", "process", "ray")
+    optimizers, executors = ("pso", "random", "tpe", "cma"), ("sequential", "process", "ray")
     search.add_argument(
         "--optimizer", choices=optimizers, help="search algorithm (default: the config's)"
     )

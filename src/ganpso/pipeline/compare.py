@@ -39,7 +39,7 @@ from ganpso.errors import ConfigError
 from ganpso.inference.predictor import default_model_path
 from ganpso.metrics import build_metrics_report
 from ganpso.pipeline.config import RunConfig
-from ganpso.pipeline.evaluation import evaluate_private
+from ganpso.pipeline.evaluation import CHECKPOINT_FILE, evaluate_private
 from ganpso.pipeline.folders import (
     CONFIG_FILE,
     HISTORY_FILE,
@@ -114,11 +114,14 @@ def method_config(name: str, run: RunConfig, run_dir: Path, seed: int) -> TrainC
 
 
 def reusable_run_folder(name: str, run: RunConfig, run_dir: Path, seed: int) -> Path | None:
-    """The run's own model for this cell, when the run trained exactly it."""
+    """The run's own model for this cell, when the run trained exactly it (a run stopped before
+    that stage, or a search run on its own, has none: the cell then trains)."""
     folder = {"cnn": "classifier", "ganpso": "final"}.get(name)
     if folder is None or seed != run.seed:
         return None
-    return run_dir / folder
+    model = run_dir / folder
+    trained = (model / CHECKPOINT_FILE).exists() or (model / PRIVATE_METRICS_FILE).exists()
+    return model if trained else None
 
 
 def file_digest(path: str | Path) -> str:

@@ -46,7 +46,7 @@ class SearchConfig(YamlConfig):
     """
 
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
-    optimizer: Literal["pso", "random", "tpe"] = "pso"
+    optimizer: Literal["pso", "random", "tpe", "cma"] = "pso"
     pso: PSOConfig = field(default_factory=PSOConfig)
     iterations: int = bounded(8, ge=1, le=100_000)
     batch_size: int = bounded(10, ge=1, le=100_000)  # particles per iteration (PSO's swarm size)

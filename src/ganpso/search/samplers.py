@@ -1,4 +1,5 @@
-"""Baselines for the swarm behind the same ask / tell interface: random search and Optuna's TPE.
+"""Baselines for the swarm behind the same ask / tell interface: random search, Optuna's TPE
+and nevergrad's CMA-ES.
 
 Each sampler proposes ``batch_size`` unit-cube points per iteration (the swarm's ``swarm_size``)
 for ``iterations`` iterations, so every optimizer gets the same budget of evaluations. As with
@@ -11,6 +12,8 @@ and ``state_dict()`` is plain JSON that resumes the search exactly where it stop
   state is the list of told ``(position, value)`` pairs, re-added to a fresh study on load; the
   sampler is re-seeded from ``(seed, iteration)`` every iteration, so a resumed search proposes
   the same points as an uninterrupted one.
+- ``cma``: nevergrad's CMA-ES (the optional extra ``ganpso[nevergrad]``); its state is the told
+  values, replayed into a fresh optimizer on load.
 
 Example:
     >>> sampler = build_optimizer("random", dim=2, iterations=3, batch_size=4, seed=0)
@@ -307,6 +310,86 @@ class TPESampler(BatchSampler):
             self._observations.append((position, value))
 
 
+class CMASampler(BatchSampler):
+    """Nevergrad's CMA-ES on ``dim`` coordinates in [0, 1], one ask / tell per iteration.
+
+    The batch is asked at once and told in index order when it is complete. Nevergrad seeds from
+    ``seed`` and asks deterministically, so the state is the told values per iteration: a
+    resumed search rebuilds the optimizer by replaying every finished iteration's asks and
+    tells, and proposes what an uninterrupted one would. Nevergrad minimises: a maximised value
+    is told negated. A failure is not told.
+    """
+
+    kind = "cma"
+
+    def __init__(
+        self,
+        dim: int,
+        iterations: int,
+        batch_size: int,
+        seed: int = 0,
+        direction: Direction = "maximize",
+    ) -> None:
+        super().__init__(dim, iterations, batch_size, seed, direction)
+        self._nevergrad = _import_nevergrad()
+        self._told_values: list[list[float | None]] = []  # per finished iteration, index order
+        self._cma: Any = None
+        self._asked: list[Any] | None = None  # the current iteration's nevergrad candidates
+
+    def _new_cma(self) -> Any:
+        """A fresh optimizer with every finished iteration replayed into it."""
+        ng = self._nevergrad
+        cube = ng.p.Array(shape=(self.dim,), lower=0.0, upper=1.0)
+        cube.random_state = np.random.RandomState(self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nevergrad warns about budgets and bounds it handles
+            cma = ng.optimizers.CMA(
+                parametrization=cube,
+                budget=self.iterations * self.batch_size,
+                num_workers=self.batch_size,
+            )
+            for values in self._told_values:
+                self._tell_batch(cma, [cma.ask() for _ in values], values)
+        return cma
+
+    def _tell_batch(self, cma: Any, asked: list[Any], values: list[float | None]) -> None:
+        sign = -1.0 if self.direction == "maximize" else 1.0
+        for candidate, value in zip(asked, values, strict=True):
+            if value is not None:
+                cma.tell(candidate, sign * value)
+
+    def _propose(self, n: int) -> np.ndarray:
+        if self._cma is None:
+            self._cma = self._new_cma()
+        self._asked = [self._cma.ask() for _ in range(n)]
+        return np.array([candidate.value for candidate in self._asked])
+
+    def _observe(self, positions: np.ndarray, values: list[float | None]) -> None:
+        if self._asked is None:  # asked before a resume: ask the same batch again
+            self._propose(len(values))
+        assert self._asked is not None
+        self._tell_batch(self._cma, self._asked, values)
+        self._told_values.append(list(values))
+        self._asked = None
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"told_values": [list(values) for values in self._told_values]}
+
+    def _load_extra(self, extra: dict[str, Any]) -> None:
+        self._told_values = [list(values) for values in extra["told_values"]]
+        self._cma, self._asked = None, None
+
+
+def _import_nevergrad() -> Any:
+    try:
+        import nevergrad
+    except ImportError:
+        raise ConfigError(
+            "optimizer 'cma' needs nevergrad: pip install 'ganpso[nevergrad]'"
+        ) from None
+    return nevergrad
+
+
 def _import_optuna() -> Any:
     try:
         import optuna
@@ -315,7 +398,7 @@ def _import_optuna() -> Any:
     return optuna
 
 
-OptimizerName = Literal["pso", "random", "tpe"]
+OptimizerName = Literal["pso", "random", "tpe", "cma"]
 
 
 def _build_pso(
@@ -340,6 +423,7 @@ _REGISTRY: dict[str, Callable[..., Optimizer]] = {
     "pso": _build_pso,
     "random": _build_sampler(RandomSearch),
     "tpe": _build_sampler(TPESampler),
+    "cma": _build_sampler(CMASampler),
 }
 
 
