@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -195,3 +197,37 @@ def test_comparison_data_rows_tests_and_compute(tmp_path) -> None:
     path = write_comparison_json(tmp_path / "cmp", command="c")
     assert path is not None and path.name == "comparison.json"
     assert write_comparison_json(tmp_path / "nothing") is None
+
+
+def test_seed_ensembles_average_saved_probabilities_and_meet_only_ensembles(tmp_path) -> None:
+    from ganpso.report.comparison_data import write_comparison_json
+
+    y_true = truth()
+    rng = np.random.default_rng(0)
+    probabilities = {}
+    for method, seeds in {"ganpso": 2, "cnn": 3, "oversample": 1}.items():
+        for seed in range(seeds):
+            probs = rng.dirichlet(np.ones(len(EMOTIONS)), len(y_true))
+            probs[np.arange(len(y_true)), y_true] += 0.3 if method == "ganpso" else 0.2
+            probabilities[method, seed] = probs
+            folder = tmp_path / method / f"seed{seed}"
+            write_predictions(folder, y_true, probs.argmax(1), probs)
+            cell = make_cell(method, seed, y_true, 0.5)
+            write_json(cell.metrics, folder / PRIVATE_METRICS_FILE)
+            write_cell_record(folder, {"device": "cpu: test", "wall_seconds": 10.0})
+    path = write_comparison_json(tmp_path, command="c")
+    assert path is not None
+    data = json.loads(path.read_text())
+    rows = {row["method"]: row for row in data["rows"]}
+    # ganpso has 2 seeds: ensembles of 2; oversample has too few, cnn uses its first 2
+    assert {"ganpso_ensemble", "cnn_ensemble"} <= set(rows) and "oversample_ensemble" not in rows
+    assert rows["cnn_ensemble"]["ensemble_of"] == [0, 1] and rows["cnn_ensemble"]["seeds"] == []
+    expected = (probabilities["cnn", 0] + probabilities["cnn", 1]).argmax(1)
+    assert rows["cnn_ensemble"]["accuracy"]["mean"] == pytest.approx(
+        np.mean(expected == y_true), abs=1e-4
+    )
+    assert rows["cnn_ensemble"]["cpu_seconds"] == pytest.approx(20.0)  # both members' training
+    pairs = {(t["a"], t["b"]) for t in data["tests"]}
+    assert ("ganpso_ensemble", "cnn_ensemble") in pairs
+    assert not {("ganpso_ensemble", "cnn"), ("ganpso", "cnn_ensemble")} & pairs
+    assert data["best_baseline_ensemble"] == "cnn_ensemble"

@@ -178,6 +178,10 @@ def test_readme_table_marks_the_best_trained_row_and_needs_its_markers(tmp_path:
     assert lines[2].startswith("| HOG") and "**" not in lines[2]  # unseeded: never "best"
     assert lines[3].startswith("| **GAN-PSO** (`ganpso`)") and "**0.700 ± 0.010" in lines[3]
     assert "1,500" in lines[3] and table.endswith("Devices: cpu: test.")
+    ensemble = row("cnn_ensemble", 0.95, []) | {"ensemble_of": [0, 1]}
+    with_ensemble = readme_table({**data, "rows": [ensemble, *data["rows"]]}).splitlines()
+    assert with_ensemble[5].startswith("| seed ensemble: plain CNN (`cnn_ensemble`) | 0, 1 |")
+    assert "**0.950" in with_ensemble[5] and "**0.700" in with_ensemble[3]  # best of each part
     page = tmp_path / "page.md"
     page.write_text(f"intro\n{BEGIN}\nold\n{END}\noutro\n")
     (tmp_path / "c.json").write_text(json.dumps(data))

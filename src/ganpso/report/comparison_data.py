@@ -3,15 +3,16 @@
 One row per method with the mission's five measures on PrivateTest, each as the mean and sample
 std over seeds and the pooled bootstrap 95 % interval (``summary``), and its compute: the mean
 wall seconds of one seed's cell, CPU and GPU cells apart, plus, for the rows that need them,
-the GAN's and the search's stages of the run (``STAGE_COSTS``), which all seeds share. The
-tests compare each GAN-PSO row (``ganpso``, ``ganpso_ensemble``, ...) with the best baseline by
-macro-F1 and with the plain CNN on each measure: a paired bootstrap over the test images and,
-with three or more common seeds, a paired t-test over seeds.
+the GAN's and the search's stages of the run (``STAGE_COSTS``), which all seeds share. Seed
+ensembles (``ensembles``) add ``<method>_ensemble`` rows. The tests compare each GAN-PSO row
+(``ganpso``, ``ganpso_ensemble``) with the best baseline by macro-F1 and with the plain CNN, of
+the same kind (single model or ensemble), on each measure: a paired bootstrap over the test
+images and, with three or more common seeds, a paired t-test over seeds.
 
-    {"rows": [{"method", "seeds", "accuracy": {"mean", "std", "ci"}, ..., "cpu_seconds",
-               "gpu_seconds"}],
+    {"rows": [{"method", "seeds", ["ensemble_of"], "accuracy": {"mean", "std", "ci"}, ...,
+               "cpu_seconds", "gpu_seconds"}],
      "tests": [{"a", "b", "metric", "diff", "ci", "p", "p_ttest", "n_pairs"}],
-     "best_baseline", "device", "command"}
+     "best_baseline", "best_baseline_ensemble", "device", "command"}
 
 Example:
     >>> data = comparison_data(load_cells(Path("results/compare")))  # doctest: +SKIP
@@ -27,6 +28,7 @@ from typing import Any
 from ganpso.files import write_json_atomic
 from ganpso.metrics.fitness import MEASURES
 from ganpso.pipeline.folders import Cell, load_cells, read_stage_record
+from ganpso.report.ensembles import ENSEMBLE_SUFFIX, seed_ensembles
 from ganpso.report.summary import group_by_method, paired_test, provenance, summarise
 
 COMPARISON_FILE = "comparison.json"
@@ -66,9 +68,13 @@ def mean_wall_seconds(cells: Sequence[Cell]) -> float | None:
 
 def compute_seconds(cells: Sequence[Cell], stages: float) -> dict[str, float | None]:
     """One seed's cost on each kind of device: a GPU second is not a CPU second, so cells that
-    ran on a GPU count apart; the run's stages (GAN, search) ran on the CPU."""
-    cpu = mean_wall_seconds([c for c in cells if not on_gpu(c)])
-    gpu = mean_wall_seconds([c for c in cells if on_gpu(c)])
+    ran on a GPU count apart; the run's stages (GAN, search) ran on the CPU. An ensemble's cell
+    carries its members' seconds summed, per kind."""
+    if len(cells) == 1 and "members" in cells[0].run:
+        cpu, gpu = cells[0].run.get("cpu_seconds"), cells[0].run.get("gpu_seconds")
+    else:
+        cpu = mean_wall_seconds([c for c in cells if not on_gpu(c)])
+        gpu = mean_wall_seconds([c for c in cells if on_gpu(c)])
     return {
         "cpu_seconds": round((cpu or 0.0) + stages, 1) if cpu is not None or stages else None,
         "gpu_seconds": None if gpu is None else round(gpu, 1),
@@ -84,9 +90,27 @@ def measure(row: Any, name: str) -> dict[str, Any]:
     }
 
 
-def best_baseline(rows: Sequence[Any]) -> str | None:
-    baselines = [row for row in rows if not is_method_row(row.method)]
+def is_ensemble(method: str) -> bool:
+    return method.endswith(ENSEMBLE_SUFFIX)
+
+
+def best_baseline(rows: Sequence[Any], ensembles: bool = False) -> str | None:
+    """The baseline with the best macro-F1 among single models, or among ensembles."""
+    baselines = [
+        row
+        for row in rows
+        if not is_method_row(row.method) and is_ensemble(row.method) == ensembles
+    ]
     return max(baselines, key=lambda row: row.mean["macro_f1"]).method if baselines else None
+
+
+def opponents(method: str, best: dict[bool, str | None], groups: dict[str, Any]) -> list[str]:
+    """The best baseline and the plain CNN of the same kind (single model or ensemble): an
+    ensemble meets ensembles of the same size, never a single model."""
+    ensemble = is_ensemble(method)
+    control = CONTROL + ENSEMBLE_SUFFIX if ensemble else CONTROL
+    wanted = (best[ensemble], control)
+    return list(dict.fromkeys(b for b in wanted if b in groups and b != method))
 
 
 def comparison_data(
@@ -98,20 +122,21 @@ def comparison_data(
 ) -> dict[str, Any]:
     groups = group_by_method(cells)
     rows = summarise(cells, n_boot=n_boot, ci_metrics=MEASURES)
-    best = best_baseline(rows)
+    best = {kind: best_baseline(rows, ensembles=kind) for kind in (False, True)}
     table = []
     for row in rows:
         group = groups[row.method]
         table.append({
             "method": row.method,
             "seeds": sorted(c.seed for c in group if c.seed is not None),
+            **({"ensemble_of": group[0].run["members"]} if is_ensemble(row.method) else {}),
             **{name: measure(row, name) for name in MEASURES},
             **compute_seconds(group, stage_seconds(run_dir, row.method)),
             "device": provenance(group)[0],
         })  # fmt: skip
     tests = []
     for method in (m for m in groups if is_method_row(m)):
-        for other in dict.fromkeys(b for b in (best, CONTROL) if b in groups and b != method):
+        for other in opponents(method, best, groups):
             for name in MEASURES:
                 result = paired_test(groups[method], groups[other], name, n_boot=n_boot)
                 tests.append({
@@ -125,7 +150,8 @@ def comparison_data(
     return {
         "rows": table,
         "tests": tests,
-        "best_baseline": best,
+        "best_baseline": best[False],
+        "best_baseline_ensemble": best[True],
         "device": "; ".join(
             sorted({part for row in table for part in row["device"].split("; ") if part})
         ),
@@ -146,6 +172,7 @@ def write_comparison_json(
     cells = load_cells(compare_dir)
     if not cells:
         return None
+    cells += seed_ensembles(compare_dir, cells)
     path = Path(compare_dir) / COMPARISON_FILE
     write_json_atomic(comparison_data(cells, run_dir=run_dir, command=command), path)
     return path

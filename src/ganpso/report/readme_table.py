@@ -20,6 +20,7 @@ from typing import Any
 
 from ganpso.errors import ConfigError
 from ganpso.pipeline.compare import METHODS
+from ganpso.report.ensembles import ENSEMBLE_SUFFIX
 from ganpso.report.tables import Table
 
 BEGIN = "<!-- comparison table: generated from comparison.json by ganpso.report.readme_table -->"
@@ -32,8 +33,8 @@ HEADERS = [
     "macro recall",
     "macro F1 (95 % CI)",
     "macro G-measure",
-    "CPU s / seed",
-    "GPU s / seed",
+    "CPU s",
+    "GPU s",
 ]
 
 
@@ -54,18 +55,39 @@ def seconds(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}"
 
 
+def is_ensemble(row: dict[str, Any]) -> bool:
+    return bool(row.get("ensemble_of"))
+
+
 def best_of(rows: list[dict[str, Any]], name: str) -> str:
-    """The method with the highest mean of ``name`` among the seeded (trained) rows."""
-    trained = [row for row in rows if len(row["seeds"]) > 1] or rows
+    """The method with the highest mean of ``name`` among trained rows (several seeds, or an
+    ensemble of them)."""
+    trained = [row for row in rows if len(row["seeds"]) > 1 or is_ensemble(row)] or rows
     return max(trained, key=lambda row: row[name]["mean"])["method"]
 
 
+def row_title(method: str) -> str:
+    base = method.removesuffix(ENSEMBLE_SUFFIX)
+    title = METHODS[base].title if base in METHODS else base
+    if base != method:
+        title = f"seed ensemble: {title}"
+    return f"**{title}** (`{method}`)" if base == "ganpso" else f"{title} (`{method}`)"
+
+
 def readme_table(data: dict[str, Any]) -> str:
-    """One row per method, best trained row of each measure in bold, then the device line."""
-    rows = sorted(data["rows"], key=lambda row: -row["macro_f1"]["mean"])
-    measures = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_g_measure")
-    best = {name: best_of(rows, name) for name in measures}
+    """Single models, then seed ensembles (equal inference cost within each part), each by
+    macro-F1; the best trained row of each measure within its part in bold; the device line."""
     table = Table(HEADERS, [])
+    for ensembles in (False, True):
+        part = [row for row in data["rows"] if is_ensemble(row) == ensembles]
+        table.rows += part_rows(sorted(part, key=lambda row: -row["macro_f1"]["mean"]))
+    return table.to_markdown() + f"\n\nDevices: {data.get('device', '')}."
+
+
+def part_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
+    measures = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_g_measure")
+    best = {name: best_of(rows, name) for name in measures} if rows else {}
+    lines = []
     for row in rows:
         method = row["method"]
         cells = [
@@ -76,14 +98,14 @@ def readme_table(data: dict[str, Any]) -> str:
             mean_std(row["macro_g_measure"]),
         ]
         cells = [
-            f"**{c}**" if best[m] == method else c for m, c in zip(measures, cells, strict=True)
+            f"**{cell}**" if best[name] == method else cell
+            for name, cell in zip(measures, cells, strict=True)
         ]
-        title = METHODS[method].title if method in METHODS else method
-        name = f"**{title}** (`{method}`)" if method == "ganpso" else f"{title} (`{method}`)"
-        seeds = ", ".join(str(s) for s in row["seeds"]) or "-"
+        members = row.get("ensemble_of")
+        seeds = ", ".join(str(s) for s in members or row["seeds"]) or "-"
         compute = [seconds(row.get("cpu_seconds")), seconds(row.get("gpu_seconds"))]
-        table.rows.append([name, seeds, *cells, *compute])
-    return table.to_markdown() + f"\n\nDevices: {data.get('device', '')}."
+        lines.append([row_title(method), seeds, *cells, *compute])
+    return lines
 
 
 def update_file(comparison: Path, markdown: Path) -> bool:
