@@ -67,6 +67,11 @@ class BatchSampler(ABC):
         self._positions: np.ndarray | None = None  # (batch_size, dim), the iteration's points
         self._told: dict[int, float | None] = {}  # index -> value, None = failed
         self._best: tuple[float, np.ndarray] | None = None  # (value, position)
+        self._start()
+
+    def _start(self) -> None:
+        """Hook: a subclass's own state, set up once the shared one is."""
+        return None
 
     @abstractmethod
     def _propose(self, n: int) -> np.ndarray:
@@ -198,16 +203,8 @@ class RandomSearch(BatchSampler):
 
     kind = "random"
 
-    def __init__(
-        self,
-        dim: int,
-        iterations: int,
-        batch_size: int,
-        seed: int = 0,
-        direction: Direction = "maximize",
-    ) -> None:
-        super().__init__(dim, iterations, batch_size, seed, direction)
-        self.rng = np.random.default_rng(seed)
+    def _start(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
 
     def _propose(self, n: int) -> np.ndarray:
         return self.rng.random((n, self.dim))
@@ -322,15 +319,7 @@ class CMASampler(BatchSampler):
 
     kind = "cma"
 
-    def __init__(
-        self,
-        dim: int,
-        iterations: int,
-        batch_size: int,
-        seed: int = 0,
-        direction: Direction = "maximize",
-    ) -> None:
-        super().__init__(dim, iterations, batch_size, seed, direction)
+    def _start(self) -> None:
         self._nevergrad = _import_nevergrad()
         self._told_values: list[list[float | None]] = []  # per finished iteration, index order
         self._cma: Any = None
