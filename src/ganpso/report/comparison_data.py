@@ -29,7 +29,13 @@ from ganpso.files import write_json_atomic
 from ganpso.metrics.fitness import MEASURES
 from ganpso.pipeline.folders import Cell, load_cells, read_stage_record
 from ganpso.report.ensembles import ENSEMBLE_SUFFIX, seed_ensembles
-from ganpso.report.summary import group_by_method, paired_test, provenance, summarise
+from ganpso.report.summary import (
+    group_by_method,
+    on_gpu,
+    paired_test,
+    provenance,
+    summarise,
+)
 
 COMPARISON_FILE = "comparison.json"
 # the run's stages a method's compute includes besides its own cells (shared by its seeds)
@@ -55,10 +61,6 @@ def stage_seconds(run_dir: Path | None, method: str) -> float:
         record = read_stage_record(run_dir / stage)
         total += float((record or {}).get("seconds") or 0.0)
     return total
-
-
-def on_gpu(cell: Cell) -> bool:
-    return str(cell.run.get("device") or "").startswith("cuda")
 
 
 def mean_wall_seconds(cells: Sequence[Cell]) -> float | None:

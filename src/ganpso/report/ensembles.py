@@ -21,7 +21,7 @@ import numpy as np
 
 from ganpso.metrics import build_metrics_report
 from ganpso.pipeline.folders import PREDICTIONS_FILE, Cell
-from ganpso.report.summary import group_by_method
+from ganpso.report.summary import group_by_method, on_gpu
 
 ENSEMBLE_SUFFIX = "_ensemble"
 METHOD = "ganpso"  # whose seed count sets every ensemble's size
@@ -68,7 +68,7 @@ def ensemble_cell(method: str, members: Sequence[Cell], probabilities: list[np.n
     devices = sorted({str(c.run.get("device") or "") for c in members} - {""})
     walls = {"cpu": 0.0, "gpu": 0.0}
     for cell in members:
-        kind = "gpu" if str(cell.run.get("device") or "").startswith("cuda") else "cpu"
+        kind = "gpu" if on_gpu(cell) else "cpu"
         walls[kind] += float(cell.run.get("wall_seconds") or 0.0)
     seeds = [c.seed for c in members]
     metrics = build_metrics_report(

@@ -109,6 +109,11 @@ def _row_ci(cells: Sequence[Cell], name: str, n_boot: int, seed: int) -> tuple[f
     return (float(saved[0]), float(saved[1])) if len(cells) == 1 and saved else None
 
 
+def on_gpu(cell: Cell) -> bool:
+    """Whether the cell's model trained on a GPU (its record's device)."""
+    return str(cell.run.get("device") or "").startswith("cuda")
+
+
 def provenance(cells: Sequence[Cell]) -> tuple[str, float | None]:
     """The devices (joined) and the mean wall seconds per run of some cells."""
     devices = sorted({str(c.run.get("device") or c.metrics.get("device") or "") for c in cells})
