@@ -215,6 +215,12 @@ def test_seed_ensembles_average_saved_probabilities_and_meet_only_ensembles(tmp_
             cell = make_cell(method, seed, y_true, 0.5)
             write_json(cell.metrics, folder / PRIVATE_METRICS_FILE)
             write_cell_record(folder, {"device": "cpu: test", "wall_seconds": 10.0})
+    swarm = tmp_path / "ganpso_swarm_ensemble" / "seed0"  # the run's ensemble of its trainings
+    write_predictions(swarm, y_true, y_true, np.eye(len(EMOTIONS))[y_true])
+    write_json(make_cell("ganpso_swarm_ensemble", 0, y_true, 1.0).metrics,
+               swarm / PRIVATE_METRICS_FILE)  # fmt: skip
+    write_cell_record(swarm, {"device": "cpu: test", "wall_seconds": 3.0, "members": ["p1", "base"],
+                              "cpu_seconds": 3.0, "gpu_seconds": None})  # fmt: skip
     path = write_comparison_json(tmp_path, command="c")
     assert path is not None
     data = json.loads(path.read_text())
@@ -229,5 +235,9 @@ def test_seed_ensembles_average_saved_probabilities_and_meet_only_ensembles(tmp_
     assert rows["cnn_ensemble"]["cpu_seconds"] == pytest.approx(20.0)  # both members' training
     pairs = {(t["a"], t["b"]) for t in data["tests"]}
     assert ("ganpso_ensemble", "cnn_ensemble") in pairs
+    assert ("ganpso_swarm_ensemble", "cnn_ensemble") in pairs
     assert not {("ganpso_ensemble", "cnn"), ("ganpso", "cnn_ensemble")} & pairs
+    assert not {("ganpso_swarm_ensemble", "cnn")} & pairs
+    assert rows["ganpso_swarm_ensemble"]["ensemble_of"] == ["p1", "base"]
+    assert "ganpso_swarm_ensemble_ensemble" not in rows
     assert data["best_baseline_ensemble"] == "cnn_ensemble"

@@ -17,6 +17,7 @@ from ganpso.classifier.models import build_model
 from ganpso.cli import main
 from ganpso.data import FerDataset, Split
 from ganpso.emotions import EMOTIONS
+from ganpso.errors import ConfigError
 from ganpso.gan import Generator, load_generator
 from ganpso.gan.checkpoint import save_generator
 from ganpso.gan.config import GanConfig
@@ -215,6 +216,9 @@ def test_smoke_profile_runs_every_stage_and_resumes(smoke_run: tuple[Path, list[
         "search/best-config.yaml",
         "final/metrics-PrivateTest.json",
         "final/predictions-PrivateTest.npz",
+        "ensemble/ensemble.json",
+        "ensemble/metrics-PublicTest.json",
+        "ensemble/predictions-PrivateTest.npz",
         "report/report.md",
         "report/report.html",
     ):
@@ -231,6 +235,12 @@ def test_smoke_profile_runs_every_stage_and_resumes(smoke_run: tuple[Path, list[
     assert TrainConfig.from_yaml(Path(chosen["folder"]) / "config.yaml") == best
     final_history = (out / "final" / "history.jsonl").read_text()
     assert (Path(chosen["folder"]) / "history.jsonl").read_text() == final_history  # reused
+    ensemble = json.loads((out / "ensemble" / "ensemble.json").read_text())
+    assert [m["folder"] for m in ensemble["members"]] == [
+        row["folder"] for row in sorted(rescored["candidates"], key=lambda row: -row["full"])
+    ]
+    assert sum(m["weight"] for m in ensemble["members"]) == pytest.approx(1.0)
+    assert ensemble["chosen_on"] == "PublicTest"
     stamps = {p: (out / p / "stage.json").stat().st_mtime_ns for p in ("classifier", "final")}
     assert main([*SMOKE_RUN, "--out", str(out)]) == 0
     assert stamps == {p: (out / p / "stage.json").stat().st_mtime_ns for p in stamps}
@@ -245,11 +255,24 @@ def run_compare(run: Path, cells: Path, *methods: str) -> int:
 def test_compare_cells_are_kept_and_reused(smoke_run: tuple[Path, list[str]]) -> None:
     out, _ = smoke_run
     cells_dir = out / "compare"
-    methods = ["cnn", "ganpso", "oversample", "mini_xception"]
+    methods = ["cnn", "ganpso", "oversample", "mini_xception", "ganpso_swarm_ensemble"]
     assert run_compare(out, cells_dir, *methods) == 0
     for method in methods:
         record = json.loads((cells_dir / method / "seed0" / "cell.json").read_text())
         assert record["method"] == method
+    swarm = json.loads((cells_dir / "ganpso_swarm_ensemble" / "seed0" / "cell.json").read_text())
+    ensemble = json.loads((out / "ensemble" / "ensemble.json").read_text())
+    assert swarm["members"] == [
+        Path(m["folder"]).name for m in ensemble["members"] if m["weight"] > 0
+    ]
+    assert swarm["cpu_seconds"] == swarm["wall_seconds"]
+    private = cells_dir / "ganpso_swarm_ensemble" / "seed0" / "metrics-PrivateTest.json"
+    assert private.read_bytes() == (out / "ensemble" / "metrics-PrivateTest.json").read_bytes()
+    data = json.loads((cells_dir / "comparison.json").read_text())
+    (row,) = [row for row in data["rows"] if row["method"] == "ganpso_swarm_ensemble"]
+    assert row["ensemble_of"] == swarm["members"]
+    assert not any(t["a"] == "ganpso_swarm_ensemble" for t in data["tests"])  # one seed: no
+    # seed ensembles to meet, and an ensemble never meets a single model
     assert json.loads((cells_dir / "cnn" / "seed0" / "cell.json").read_text())["reused"]
     stamp = (cells_dir / "oversample" / "seed0" / "cell.json").stat().st_mtime_ns
     assert run_compare(out, cells_dir, "oversample") == 0
@@ -407,7 +430,8 @@ def test_only_stages_built_on_a_changed_section_are_stale() -> None:
     base = RunConfig()
     fidelity = replace(base.search.fidelity, epochs=7)
     new_search = replace(base, search=replace(base.search, fidelity=fidelity))
-    assert stale_stages(STAGES, base, new_search) == ["search", "final", "test", "search-nogan"]
+    stale = ["search", "final", "test", "ensemble", "search-nogan"]
+    assert stale_stages(STAGES, base, new_search) == stale
     metrics = replace(base.gan_metrics, cas_epochs=3)
     assert stale_stages(STAGES, base, replace(base, gan_metrics=metrics)) == ["gan_metrics"]
     gan = replace(base, gan=replace(base.gan, lr_g=1e-3))
@@ -548,7 +572,7 @@ def test_run_help_lists_the_stages_and_the_report(monkeypatch: pytest.MonkeyPatc
     parser = build_parser()
     (commands,) = [a for a in parser._actions if a.dest == "command"]
     text = " ".join(commands.choices["run"].format_help().split())
-    stages = "classifier, gan, gan_metrics, search, final, test, search-nogan, report"
+    stages = "classifier, gan, gan_metrics, search, final, test, ensemble, search-nogan, report"
     assert f"stop after STAGE, one of {stages}" in text
     assert "--with STAGE" in text and "%%" not in text
 
@@ -590,6 +614,7 @@ def test_rerun_with_a_changed_config_redoes_only_stale_stages(
     (archive,) = (out / "replaced").iterdir()
     assert sorted(p.name for p in archive.iterdir()) == [
         "config.yaml",
+        "ensemble",
         "final",
         "report",
         "search",
@@ -598,3 +623,60 @@ def test_rerun_with_a_changed_config_redoes_only_stale_stages(
     assert (archive / "search" / "history.json").read_text() == old_search
     assert len(json.loads((out / "search" / "history.json").read_text())["iterations"]) == 1
     assert (out / "final" / "metrics-PrivateTest.json").exists()
+
+
+def complementary_members(per_class: int = 10) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Two members each right on half of the classes and wrong, less confidently, elsewhere."""
+    labels = np.repeat(np.arange(len(EMOTIONS)), per_class)
+    members = []
+    for knows in (lambda k: k < 4, lambda k: k >= 4):
+        probs = np.full((len(labels), len(EMOTIONS)), 0.0)
+        for row, label in enumerate(labels):
+            if knows(label):
+                probs[row, label] = 0.6
+            else:
+                probs[row, 0 if label >= 4 else 4] = 0.4
+        members.append(probs)
+    return labels, members
+
+
+def test_ensemble_selection_weighs_the_members_that_help() -> None:
+    from ganpso.metrics.fitness import DEFAULT_WEIGHTS
+    from ganpso.pipeline.swarm_ensemble import greedy_weights, probability_fitness
+
+    labels, (first_half, second_half) = complementary_members()
+    shares = greedy_weights([first_half, second_half], labels, DEFAULT_WEIGHTS, rounds=4)
+    assert shares.tolist() == [0.5, 0.5]
+    assert probability_fitness(first_half + second_half, labels, DEFAULT_WEIGHTS) == 1.0
+    perfect = np.eye(len(EMOTIONS))[labels]
+    noise = np.random.default_rng(0).dirichlet(np.ones(len(EMOTIONS)), len(labels))
+    shares = greedy_weights([noise, perfect, second_half], labels, DEFAULT_WEIGHTS, rounds=6)
+    assert shares.tolist() == [0.0, 1.0, 0.0]  # adding others ties: the picked member stays
+
+
+def write_member(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "best.safetensors").write_bytes(b"")
+    (folder / "config.yaml").write_text("")
+
+
+def test_ensemble_members_are_the_rescored_trainings_found_where_the_run_folder_is_now(
+    tmp_path: Path,
+) -> None:
+    from ganpso.pipeline.swarm_ensemble import rescored_members
+
+    search = tmp_path / "run" / "search"
+    write_member(search / "rescore" / "p1")
+    write_member(tmp_path / "run" / "classifier")
+    candidates = [
+        {"name": "p1", "full": 0.61, "folder": "/moved/run/search/rescore/p1"},
+        {"name": "p2", "full": None, "folder": "/moved/run/search/rescore/p2"},  # failed
+        {"name": "base", "full": 0.64, "folder": "/moved/run/classifier"},
+    ]
+    (search / "rescore.json").write_text(json.dumps({"candidates": candidates}))
+    assert rescored_members(search) == [tmp_path / "run" / "classifier", search / "rescore" / "p1"]
+    candidates[0]["name"] = "p3"
+    (search / "rescore.json").write_text(json.dumps({"candidates": candidates}))
+    with pytest.raises(ConfigError, match="candidate p3's training .* has no best.safetensors"):
+        rescored_members(search)
+    assert rescored_members(tmp_path) == []  # a search that did not rescore

@@ -182,6 +182,10 @@ def test_readme_table_marks_the_best_trained_row_and_needs_its_markers(tmp_path:
     with_ensemble = readme_table({**data, "rows": [ensemble, *data["rows"]]}).splitlines()
     assert with_ensemble[5].startswith("| seed ensemble: plain CNN (`cnn_ensemble`) | 0, 1 |")
     assert "**0.950" in with_ensemble[5] and "**0.700" in with_ensemble[3]  # best of each part
+    swarm = row("ganpso_swarm_ensemble", 0.9, [0]) | {"ensemble_of": ["p1", "base"]}
+    with_swarm = readme_table({**data, "rows": [swarm, *data["rows"]]}).splitlines()
+    assert with_swarm[5].startswith("| **GAN-PSO, ensemble of its rescored trainings")
+    assert "(`ganpso_swarm_ensemble`) | p1, base |" in with_swarm[5]
     page = tmp_path / "page.md"
     page.write_text(f"intro\n{BEGIN}\nold\n{END}\noutro\n")
     (tmp_path / "c.json").write_text(json.dumps(data))

