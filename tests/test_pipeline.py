@@ -281,6 +281,22 @@ def test_compare_cells_are_kept_and_reused(smoke_run: tuple[Path, list[str]]) ->
 
 
 @needs_archive
+def test_the_swarm_ensemble_needs_only_the_search(
+    smoke_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    import shutil
+
+    out = copy_of_smoke_run(smoke_run, tmp_path)
+    for stage in ("final", "test", "ensemble"):  # as after `ganpso search` on its own
+        shutil.rmtree(out / stage)
+    assert run_compare(out, tmp_path / "compare", "ganpso_swarm_ensemble") == 0
+    record = json.loads((out / "ensemble" / "stage.json").read_text())
+    assert record["stage"] == "ensemble"
+    assert (tmp_path / "compare" / "ganpso_swarm_ensemble" / "seed0" / "cell.json").exists()
+    assert not (out / "final").exists()
+
+
+@needs_archive
 def test_compare_asks_the_run_for_its_search_without_gan(
     smoke_run: tuple[Path, list[str]], tmp_path: Path
 ) -> None:

@@ -53,11 +53,12 @@ from ganpso.pipeline.folders import (
     read_run_config,
     read_stage_record,
     replaced_folder,
+    stage_done,
     write_cell_record,
     write_predictions,
 )
 from ganpso.pipeline.rerun import RUNTIME_KEYS
-from ganpso.pipeline.run import gan_recipe, run_stage
+from ganpso.pipeline.run import RunContext, execute, gan_recipe, run_stage, stage_named
 from ganpso.pipeline.swarm_ensemble import ENSEMBLE_FILE
 from ganpso.pipeline.training import train_classifier
 
@@ -238,7 +239,7 @@ def run_cell(
         reused = twin
         log(f"reused {twin}: another method whose recipe is this one (the same training)")
     elif name == SWARM:
-        extra = reuse_swarm_ensemble(run_dir, out, log)
+        extra = reuse_swarm_ensemble(run, run_dir, dataset, out, log)
         if extra is None:
             return
         device = extra.pop("device") or device
@@ -315,10 +316,19 @@ def train_cell(config: TrainConfig, dataset: FerDataset, out: Path, log: Log) ->
     return result.seconds + time.perf_counter() - started
 
 
-def reuse_swarm_ensemble(run_dir: Path, out: Path, log: Log) -> dict[str, Any] | None:
+def reuse_swarm_ensemble(
+    run: RunConfig, run_dir: Path, dataset: FerDataset, out: Path, log: Log
+) -> dict[str, Any] | None:
     """The run's ensemble of rescored trainings as this cell (built now if unfinished); the
-    cell record's ensemble fields, or None when the run has no ensemble (fewer than two)."""
-    folder = run_stage(run_dir, "ensemble", command="ganpso compare", log=log)
+    cell record's ensemble fields, or None when the run has no ensemble (fewer than two).
+
+    The ensemble reads only the search's trainings, so a search run on its own in the run
+    folder (no final stage) gets one too.
+    """
+    folder = run_dir / "ensemble"
+    if not stage_done(run_dir, "ensemble"):
+        ctx = RunContext(run, run_dir, "ganpso compare", log, _dataset=dataset)
+        execute(ctx, stage_named("ensemble"), describe_device(resolve_device(run.device)))
     record = read_json(folder / ENSEMBLE_FILE)
     members = [Path(m["folder"]).name for m in record["members"] if m["weight"] > 0]
     if not members:
