@@ -11,6 +11,7 @@ import torch
 from scipy import linalg
 
 from factories import tiny_dataset
+from ganpso.classifier.config import TrainConfig
 from ganpso.cli import main
 from ganpso.data.config import DataConfig
 from ganpso.emotions import EMOTIONS
@@ -466,3 +467,61 @@ def test_discriminator_memorisation_is_the_gap_between_seen_and_unseen_faces() -
     report = discriminator_memorisation(BrightIsReal(), seen, unseen, torch.device("cpu"))
     assert report["disgust"] == {"r_t_training": 1.0, "r_t_publictest": -1.0, "gap": 2.0}
     assert report["happy"]["gap"] == 0.0
+
+
+def test_truncated_latents_follow_scipys_truncated_normal() -> None:
+    from scipy import stats
+
+    from ganpso.gan.sample import latents
+
+    rng = torch.Generator().manual_seed(0)
+    z = latents(4000, 5, rng, truncation=1.5).numpy().ravel()
+    assert np.abs(z).max() <= 1.5
+    assert stats.kstest(z, stats.truncnorm(-1.5, 1.5).cdf).pvalue > 0.01
+    plain = latents(3, 5, torch.Generator().manual_seed(1))
+    assert torch.equal(plain, torch.randn(3, 5, generator=torch.Generator().manual_seed(1)))
+
+
+def test_truncation_draws_typical_faces_and_keeps_candidates_prefix_stable() -> None:
+    from ganpso.pipeline.balance import draw_candidates
+
+    torch.manual_seed(0)
+    generator = Generator(16, 4).eval()
+    first = draw_candidates(generator, 1, 3, seed=0, truncation=0.5)
+    assert np.array_equal(first, draw_candidates(generator, 1, 700, seed=0, truncation=0.5)[:3])
+    assert not np.array_equal(first, draw_candidates(generator, 1, 3, seed=0))
+    with pytest.raises(ConfigError, match="synthetic.truncation"):
+        TrainConfig.from_dict({"synthetic": {"truncation": 0}})
+
+
+def test_r1_penalty_is_the_squared_gradient_norm_at_the_real_faces() -> None:
+    class LinearCritic(torch.nn.Module):
+        """D(x) = <w, x>: its gradient is w for every face, so R1 is ||w||^2."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(1, 1, 48, 48))
+
+        def scores_and_logits(self, images, labels):
+            return (images * self.w).sum(dim=(1, 2, 3)), torch.zeros(len(images), 7)
+
+    critic = LinearCritic()
+    strength = AdaptiveStrength(0.6, speed_images=100, p=0.0)  # no augmentation
+    loss = HingeLoss(
+        Generator(16, 4), critic, strength, torch.device("cpu"), "fp32", torch.Generator()
+    )
+    real = torch.rand(5, 1, 48, 48) * 2 - 1
+    penalty = loss.r1_penalty(real, torch.zeros(5, dtype=torch.long))
+    expected = float(critic.w.detach().square().sum())
+    assert float(penalty.detach()) == pytest.approx(expected, rel=1e-5)
+    penalty.backward()  # the penalty trains D: d||w||^2 / dw = 2w
+    assert torch.allclose(critic.w.grad, 2 * critic.w.detach(), rtol=1e-5)
+
+
+def test_r1_is_taken_every_few_steps_and_logged(tmp_path) -> None:
+    config = tiny_config(steps=4, r1_gamma=1.0, r1_every=2, log_every=4)
+    GanTrainer(config, tmp_path, log=lambda _: None).fit(tiny_dataset(per_class=3)["Training"])
+    (row,) = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert row["gan/r1"] > 0 and np.isfinite(row["gan/loss_d"])
+    with pytest.raises(ConfigError, match="r1_gamma"):
+        GanTrainer(tiny_config(r1_gamma=-1.0), tmp_path / "bad", log=lambda _: None)

@@ -696,3 +696,12 @@ def test_ensemble_members_are_the_rescored_trainings_found_where_the_run_folder_
     with pytest.raises(ConfigError, match="candidate p3's training .* has no best.safetensors"):
         rescored_members(search)
     assert rescored_members(tmp_path) == []  # a search that did not rescore
+
+
+def test_a_search_refuses_truncation_as_a_knob(tmp_path: Path) -> None:
+    from ganpso.pipeline.config import SearchConfig
+    from ganpso.pipeline.search import search_pipeline
+
+    space = {"synthetic.truncation": {"type": "float", "low": 0.5, "high": 2.0}}
+    with pytest.raises(ConfigError, match="truncation is fixed per search"):
+        search_pipeline(SearchConfig(space=space), base=TrainConfig(), out=tmp_path)

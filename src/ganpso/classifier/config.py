@@ -71,6 +71,9 @@ class SyntheticConfig:
         1.0, gt=0, le=10
     )  # loss weight of a synthetic image (a real one weighs 1)
     seed: int = bounded(0, ge=0)  # latent draws: same seed, same faces
+    # latents truncated at this many standard deviations (typical faces over diverse ones);
+    # None: untruncated
+    truncation: float | None = bounded(None, gt=0, le=10)
 
     def check(self, where: str) -> None:
         unknown = sorted(set(self.class_ratios) - set(EMOTIONS))

@@ -12,6 +12,11 @@ from ganpso.data.loading import locate_source
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import ConfigError
 
+TRUNCATION_HELP = (
+    "draw latents truncated at this many standard deviations: typical faces over diverse ones "
+    "(default: untruncated)"
+)
+
 
 def add_gan_commands(commands: Any) -> None:
     gan = commands.add_parser(
@@ -66,6 +71,7 @@ def add_gan_commands(commands: Any) -> None:
     )
     sample.add_argument("--n", type=int, default=100, help="number of faces")
     sample.add_argument("--seed", type=int, default=0, help="latent seed: same seed, same faces")
+    sample.add_argument("--truncation", type=float, help=TRUNCATION_HELP)
     sample.add_argument(
         "--format", choices=("png", "npz"), default="png", help="PNG files or one .npz array"
     )
@@ -125,7 +131,13 @@ def add_gan_commands(commands: Any) -> None:
     evaluate.add_argument(
         "--out", type=Path, help="folder for gan-metrics.json (default: the generator's folder)"
     )
+    evaluate.add_argument("--truncation", type=float, help=TRUNCATION_HELP)
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def check_truncation(truncation: float | None) -> None:
+    if truncation is not None and not 0 < truncation <= 10:
+        raise ConfigError(f"--truncation {truncation}: must be in (0, 10]")
 
 
 def run_gan_command(args: argparse.Namespace, command: str) -> int:
@@ -171,7 +183,8 @@ def run_gan_sample(args: argparse.Namespace, command: str) -> int:
         raise ConfigError(f"--n {args.n}: must be at least 1")
     generator, _ = load_generator(args.generator, args.device)
     label = EMOTIONS.index(args.emotion)
-    faces = synthesize(generator, label, args.n, args.seed)
+    check_truncation(args.truncation)
+    faces = synthesize(generator, label, args.n, args.seed, truncation=args.truncation)
     target = write_samples(faces, args.out, label, args.seed, args.format)
     print(f"wrote {args.n} {args.emotion} faces (seed {args.seed}) to {target}")
     return 0
@@ -198,6 +211,7 @@ def run_gan_evaluate(args: argparse.Namespace, command: str) -> int:
     from ganpso.inference import default_model_path
     from ganpso.metrics import write_json
 
+    check_truncation(args.truncation)
     out = args.out or (args.generator if args.generator.is_dir() else args.generator.parent)
     report = evaluate_generator(
         args.generator,
@@ -210,6 +224,7 @@ def run_gan_evaluate(args: argparse.Namespace, command: str) -> int:
         ratio_draws=args.ratio_draws,
         device=args.device,
         command=command,
+        truncation=args.truncation,
     )
     path = out / "gan-metrics.json"
     write_json(report, path)

@@ -20,6 +20,10 @@ class GanConfig(YamlConfig):
     upsample: Literal["nearest", "bilinear"] = "nearest"
     d_width: int = bounded(16, ge=1, le=512)  # discriminator widths w, 2w, 4w, 8w
     d_spectral_norm: bool = True
+    # R1 penalty on real faces, (gamma / 2) E||grad_x D(x)||^2 (Mescheder et al., 2018), taken
+    # every r1_every steps and scaled by it (StyleGAN2's lazy regularisation); 0: off
+    r1_gamma: float = bounded(0.0, ge=0, le=10_000)
+    r1_every: int = bounded(16, ge=1, le=10_000)
     # auxiliary class loss (0: projection only, which ignored the class)
     ac_weight: float = bounded(2.0, ge=0, le=1000)
     steps: int = bounded(10_000, ge=1, le=100_000_000)

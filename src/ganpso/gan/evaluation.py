@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +57,19 @@ from ganpso.metrics.spectrum import grid_peak_ratio, high_frequency_ratio
 
 ClassImages = dict[int, np.ndarray]  # class index -> images (n, 48, 48) or features (n, d)
 Features = Callable[[ClassImages], ClassImages]
+DrawFakes = Callable[[int, int], ClassImages]  # (count per class, seed) -> fakes per class
 
 DISCRIMINATOR_FACES = 1000  # Training faces per class on which D's r_t is measured
 
 
 # -- faces and their features ----------------------------------------------------------------
-def draw_fakes(generator: Generator, count: int, seed: int) -> ClassImages:
+def draw_fakes(
+    generator: Generator, count: int, seed: int, truncation: float | None = None
+) -> ClassImages:
     """``count`` fakes of every class; class ``k`` drawn with seed ``seed + k``."""
-    return {k: synthesize(generator, k, count, seed=seed + k) for k in CLASSES}
+    return {
+        k: synthesize(generator, k, count, seed=seed + k, truncation=truncation) for k in CLASSES
+    }
 
 
 def class_subset(split: Split, label: int, count: int, seed: int) -> np.ndarray:
@@ -107,7 +113,7 @@ def feature_extractor(checkpoint: ClassifierCheckpoint, device: torch.device) ->
 
 # -- scores on the features ------------------------------------------------------------------
 def disgust_ratios(
-    generator: Generator,
+    draw: DrawFakes,
     features: Features,
     first: tuple[ClassImages, ClassImages, ClassImages],
     per_class: int,
@@ -118,8 +124,8 @@ def disgust_ratios(
     features) being the per-class table's, with the real-faces reference beside them."""
     fake_f, floor_f, real_f = first
     ratios = [rare_class_ratios(fake_f, real_f, seed)]
-    for draw in range(1, draws):
-        more = draw_fakes(generator, per_class, seed + 1000 * draw)
+    for index in range(1, draws):
+        more = draw(per_class, seed + 1000 * index)
         ratios.append(rare_class_ratios(features(more), real_f, seed))
     summary = ratios_over_draws(ratios)
     summary["real_faces_reference"] = real_faces_reference(floor_f, real_f, seed)
@@ -127,7 +133,7 @@ def disgust_ratios(
 
 
 def score_features(
-    generator: Generator,
+    draw: DrawFakes,
     features: Features,
     images: tuple[ClassImages, ClassImages, ClassImages],
     ratio_draws: int,
@@ -138,7 +144,7 @@ def score_features(
     fake_f, floor_f, real_f = features(fakes), features(floors), features(reals)
     scores = distribution_scores(fake_f, floor_f, real_f)
     ratios = disgust_ratios(
-        generator, features, (fake_f, floor_f, real_f), len(fakes[0]), ratio_draws, seed
+        draw, features, (fake_f, floor_f, real_f), len(fakes[0]), ratio_draws, seed
     )
     return scores, ratios, diversity_ratios(fake_f, floor_f)
 
@@ -195,7 +201,7 @@ def training_checkpoint(generator_path: Path) -> Path:
 
 # -- CAS ---------------------------------------------------------------------------------------
 def cas_scores(
-    generator: Generator,
+    draw: DrawFakes,
     train: Split,
     public: Split,
     *,
@@ -207,7 +213,7 @@ def cas_scores(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """CAS over ``seeds`` classifier seeds and the real-data reference (one seed)."""
     count = per_class or len(train.labels) // len(EMOTIONS)
-    fake_set = stack_classes(draw_fakes(generator, count, seed))
+    fake_set = stack_classes(draw(count, seed))
     real_set = stack_classes({k: class_subset(train, k, count, seed) for k in CLASSES})
     cas = mean_over_seeds(
         [
@@ -232,8 +238,12 @@ def evaluate_generator(
     device: str = "auto",
     command: str = "",
     seed: int = 0,
+    truncation: float | None = None,
 ) -> dict[str, Any]:
     """Every number above for one generator, as a JSON-able report with a one-line summary.
+
+    ``truncation``: every fake is drawn from latents truncated at that many standard
+    deviations, as ``synthetic.truncation`` draws them for training (None: untruncated).
 
     ``per_class`` fakes per class serve FID/KID, near-copies and diversity; ``cas_per_class``
     (default: Training's size over the number of classes) serve CAS, trained ``cas_seeds`` times
@@ -254,14 +264,15 @@ def evaluate_generator(
     )
     dataset = load_dataset(DataConfig(source=data))
     train, public = dataset["Training"], dataset["PublicTest"]
-    fakes = draw_fakes(generator, per_class, seed)
+    draw = partial(draw_fakes, generator, truncation=truncation)
+    fakes = draw(per_class, seed)
     floors = {k: class_subset(train, k, per_class, seed) for k in CLASSES}
     reals = {k: public.images[public.labels == k] for k in CLASSES}
     scores, ratios, diversity = score_features(
-        generator, features, (fakes, floors, reals), ratio_draws, seed
+        draw, features, (fakes, floors, reals), ratio_draws, seed
     )
     cas, cas_real = cas_scores(
-        generator,
+        draw,
         train,
         public,
         epochs=cas_epochs,
@@ -278,6 +289,7 @@ def evaluate_generator(
         "generator": str(generator_path),
         "classifier": str(classifier_path),
         "fakes_per_class": per_class,
+        "truncation": truncation,
         "device": describe_device(torch_device),
         "seconds": round(time.perf_counter() - started, 1),
         "command": command,

@@ -1,6 +1,7 @@
 """Hinge loss for the conditional GAN; the one place where discriminator augmentation happens.
 
 L_D = E[relu(1 - D(aug(x), y))] + E[relu(1 + D(aug(G(z, y)), y))] + a * CE(C(aug(x)), y)
+      [+ gamma / 2 * E||grad D(aug(x), y)||^2, the R1 penalty, every few steps]
 L_G = -E[D(aug(G(z, y)), y)] + a * CE(C(aug(G(z, y))), y)
 
 ``C`` is D's auxiliary class head and ``a`` the ``ac_weight``. The head learns from real images
@@ -63,6 +64,14 @@ class HingeLoss:
         loss = F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
         loss = loss + self.class_loss(logits[: len(labels)], labels)
         return PhaseResult(loss, real_scores.detach())
+
+    def r1_penalty(self, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The batch mean of ``||d D(x, y) / d x||^2`` at the augmented real faces D sees."""
+        images = augment(real, self.strength.p, self.aug_generator).detach().requires_grad_(True)
+        with autocast(self.device, self.precision):
+            scores, _ = self.D.scores_and_logits(images, labels)
+        (gradient,) = torch.autograd.grad(scores.float().sum(), images, create_graph=True)
+        return gradient.float().square().sum(dim=(1, 2, 3)).mean()
 
     def generator_phase(self, labels: torch.Tensor, z: torch.Tensor) -> PhaseResult:
         with autocast(self.device, self.precision):

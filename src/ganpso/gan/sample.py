@@ -13,17 +13,41 @@ from ganpso.emotions import EMOTIONS
 from ganpso.gan.networks import Generator
 
 
+def latents(
+    count: int, z_dim: int, rng: torch.Generator, truncation: float | None = None
+) -> torch.Tensor:
+    """``(count, z_dim)`` standard normal latents; with ``truncation``, every entry beyond
+    +-``truncation`` is drawn again until none is (the truncation trick: typical faces over
+    diverse ones, the smaller the threshold)."""
+    z = torch.randn(count, z_dim, generator=rng)
+    if truncation is None:
+        return z
+    outside = z.abs() > truncation
+    while outside.any():
+        z[outside] = torch.randn(int(outside.sum()), generator=rng)
+        outside = z.abs() > truncation
+    return z
+
+
 @torch.no_grad()
 def synthesize(
-    generator: Generator, label: int, count: int, seed: int, batch_size: int = 500
+    generator: Generator,
+    label: int,
+    count: int,
+    seed: int,
+    batch_size: int = 500,
+    truncation: float | None = None,
 ) -> np.ndarray:
-    """``count`` faces of class ``label`` as uint8 ``(count, 48, 48)``; same seed, same faces."""
+    """``count`` faces of class ``label`` as uint8 ``(count, 48, 48)``; same seed, same faces.
+
+    ``truncation``: latents truncated at that many standard deviations (see ``latents``).
+    """
     rng = torch.Generator().manual_seed(seed)
     device = next(generator.parameters()).device
     chunks = []
     for start in range(0, count, batch_size):
         size = min(batch_size, count - start)
-        z = torch.randn(size, generator.z_dim, generator=rng).to(device)
+        z = latents(size, generator.z_dim, rng, truncation).to(device)
         y = torch.full((size,), label, dtype=torch.long, device=device)
         chunks.append(to_uint8(generator(z, y)))
     return np.concatenate(chunks) if chunks else np.zeros((0, 48, 48), np.uint8)

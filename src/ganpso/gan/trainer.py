@@ -123,7 +123,12 @@ class GanTrainer:
         real, labels = self.sample_batch()
         self.opt_D.zero_grad(set_to_none=True)
         d_phase = self.loss.discriminator_phase(real, labels, self.latent(len(labels)))
-        d_phase.loss.backward()
+        loss_d, stats = d_phase.loss, dict[str, float]()
+        if self.config.r1_gamma and self.step % self.config.r1_every == 0:
+            penalty = self.loss.r1_penalty(real, labels)
+            loss_d = loss_d + self.config.r1_gamma / 2 * self.config.r1_every * penalty
+            stats["r1"] = float(penalty.detach())
+        loss_d.backward()
         self.opt_D.step()
         if self.config.augment_p is None:
             self.strength.update(d_phase.real_scores)
@@ -137,6 +142,7 @@ class GanTrainer:
             "loss_d": float(d_phase.loss.detach()),
             "loss_g": float(g_phase.loss.detach()),
             "real_score": float(d_phase.real_scores.mean()),
+            **stats,
         }
 
     @torch.no_grad()
@@ -194,7 +200,8 @@ class GanTrainer:
         return {"steps": self.step, "seconds": seconds}
 
     def write_log(self, window: list[dict[str, float]], rate: float, started: float) -> None:
-        means = {key: float(np.mean([w[key] for w in window])) for key in window[0]}
+        keys = dict.fromkeys(key for stats in window for key in stats)  # r1: some steps only
+        means = {key: float(np.mean([w[key] for w in window if key in w])) for key in keys}
         elapsed = self.seconds_before + time.perf_counter() - started
         row = {
             "step": self.step,

@@ -25,6 +25,11 @@ CASCADE_WINDOW = 24
 # searched for (a 512-pixel photo: faces from 64 pixels; ``min_face`` lowers it).
 MIN_FACE_FRACTION = 0.125
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
+# The cascade's pyramid step and the overlapping hits a face needs. Coarser steps or fewer
+# neighbours are faster but find fewer faces or worse boxes on the face-margin benchmark's
+# PublicTest faces (``benchmarks/detector_settings.py``).
+SCALE_FACTOR = 1.1
+MIN_NEIGHBORS = 6
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,13 @@ def face_cascade():  # -> cv2.CascadeClassifier
     return cascade
 
 
-def detect_faces(gray: np.ndarray, min_face: int | None = None) -> list[Box]:
+def detect_faces(
+    gray: np.ndarray,
+    min_face: int | None = None,
+    *,
+    scale_factor: float = SCALE_FACTOR,
+    min_neighbors: int = MIN_NEIGHBORS,
+) -> list[Box]:
     """Frontal faces in a grayscale photo, largest first, in the photo's own coordinates.
 
     ``min_face``: the smallest face side, in the photo's pixels, to search for; None searches
@@ -83,8 +94,8 @@ def detect_faces(gray: np.ndarray, min_face: int | None = None) -> list[Box]:
         small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     found = face_cascade().detectMultiScale(
         cv2.equalizeHist(small),
-        scaleFactor=1.1,
-        minNeighbors=6,
+        scaleFactor=scale_factor,
+        minNeighbors=min_neighbors,
         minSize=(CASCADE_WINDOW, CASCADE_WINDOW),
     )
     boxes = [Box(*(round(v / scale) for v in face)) for face in np.asarray(found).reshape(-1, 4)]

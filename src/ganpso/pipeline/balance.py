@@ -43,10 +43,19 @@ def synthetic_counts(
     return np.maximum(targets - real_counts, 0)
 
 
-def draw_candidates(generator: torch.nn.Module, label: int, count: int, seed: int) -> np.ndarray:
+def draw_candidates(
+    generator: torch.nn.Module,
+    label: int,
+    count: int,
+    seed: int,
+    truncation: float | None = None,
+) -> np.ndarray:
     """The first ``count`` faces of class ``label`` for this seed (uint8 ``(count, 48, 48)``)."""
     drawn = math.ceil(count / CHUNK) * CHUNK
-    return synthesize(generator, label, drawn, seed=seed * 100 + label, batch_size=CHUNK)[:count]
+    faces = synthesize(
+        generator, label, drawn, seed=seed * 100 + label, batch_size=CHUNK, truncation=truncation
+    )
+    return faces[:count]
 
 
 @dataclass
@@ -94,7 +103,7 @@ def build_pool(
     predictor = EmotionPredictor.from_pretrained(config.filter_classifier)
     images, confidence = [], []
     for label, size in enumerate(sizes):
-        faces = draw_candidates(generator, label, int(size), config.seed)
+        faces = draw_candidates(generator, label, int(size), config.seed, config.truncation)
         images.append(faces)
         confidence.append(class_confidence(faces, label, predictor))
     return SyntheticPool(images, confidence)

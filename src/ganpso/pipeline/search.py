@@ -77,6 +77,11 @@ def search_pipeline(
     """
     if not config.space:
         raise ConfigError("search.space is empty: nothing to search")
+    if "synthetic.truncation" in config.space:
+        raise ConfigError(
+            "search.space.synthetic.truncation: the search draws its fakes once (its pool), so "
+            "truncation is fixed per search; set synthetic.truncation in the base recipe"
+        )
     space = SearchSpace.from_dict(config.space)
     for key in config.space:
         settings_config(base, {key: space.decode(np.full(space.dim, 0.5))[key]})  # key valid?
