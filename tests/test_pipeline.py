@@ -314,6 +314,14 @@ def test_compare_asks_the_run_for_its_search_without_gan(
     stamp = stage.stat().st_mtime_ns
     assert run_compare(out, cells_dir, "pso_no_gan") == 0
     assert stage.stat().st_mtime_ns == stamp  # a finished stage is read, not run again
+    assert run_compare(out, cells_dir, "random_search") == 0  # the same space, sampled at random
+    history = json.loads((out / "search-random" / "history.json").read_text())
+    assert not any(key.startswith("synthetic.") for key in history["best_settings"])
+    state = json.loads((out / "search-random" / "search-state.json").read_text())
+    assert state["optimizer"]["kind"] == "random"
+    best = TrainConfig.from_yaml(out / "search-random" / "best-config.yaml")
+    trained = TrainConfig.from_yaml(cells_dir / "random_search" / "seed0" / "config.yaml")
+    assert trained.lr == best.lr and not trained.synthetic.generator
 
 
 def test_a_cell_reuses_another_rows_cell_of_the_same_recipe_and_seed(tmp_path: Path) -> None:
@@ -446,7 +454,7 @@ def test_only_stages_built_on_a_changed_section_are_stale() -> None:
     base = RunConfig()
     fidelity = replace(base.search.fidelity, epochs=7)
     new_search = replace(base, search=replace(base.search, fidelity=fidelity))
-    stale = ["search", "final", "test", "ensemble", "search-nogan"]
+    stale = ["search", "final", "test", "ensemble", "search-nogan", "search-random"]
     assert stale_stages(STAGES, base, new_search) == stale
     metrics = replace(base.gan_metrics, cas_epochs=3)
     assert stale_stages(STAGES, base, replace(base, gan_metrics=metrics)) == ["gan_metrics"]
@@ -588,7 +596,10 @@ def test_run_help_lists_the_stages_and_the_report(monkeypatch: pytest.MonkeyPatc
     parser = build_parser()
     (commands,) = [a for a in parser._actions if a.dest == "command"]
     text = " ".join(commands.choices["run"].format_help().split())
-    stages = "classifier, gan, gan_metrics, search, final, test, ensemble, search-nogan, report"
+    stages = (
+        "classifier, gan, gan_metrics, search, final, test, ensemble, search-nogan, "
+        "search-random, report"
+    )
     assert f"stop after STAGE, one of {stages}" in text
     assert "--with STAGE" in text and "%%" not in text
 

@@ -75,7 +75,8 @@ def add_run_command(commands: Any) -> None:
         default=[],
         metavar="STAGE",
         help=f"also run STAGE, which runs only on request: {', '.join(ON_REQUEST)}, the search "
-        "without GAN images that `ganpso compare` needs for its pso_no_gan row (default: none)",
+        "without GAN images and the random search of the recipe that `ganpso compare` needs for "
+        "its pso_no_gan and random_search rows (default: none)",
     )
 
 
@@ -144,8 +145,8 @@ def add_compare_command(commands: Any) -> None:
         help="GAN-PSO against existing algorithms, same protocol, budget and seeds",
         description="Train and test every (method, seed) cell with the run's recipe; finished "
         "cells are kept, so an interrupted comparison continues; then write the run's report. "
-        "pso_no_gan runs (or resumes) the run's search-nogan stage first. Methods: "
-        + ", ".join(f"{k} ({m.title})" for k, m in METHODS.items()),
+        "pso_no_gan and random_search run (or resume) the run's search-nogan and search-random "
+        "stages first. Methods: " + ", ".join(f"{k} ({m.title})" for k, m in METHODS.items()),
     )
     compare_parser.add_argument(
         "--run", type=Path, required=True, help="run folder of `ganpso run` (required)"

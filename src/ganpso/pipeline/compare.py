@@ -7,7 +7,8 @@ that use them. A cell is one (method, seed) in ``OUT/<method>/seed<k>/``; it is 
 Cells whose model the run already trained and tested (the plain CNN and GAN-PSO at the run's own
 seed) reuse the run's PrivateTest evaluation instead of training again. The searches that rows
 consume are stages of the run: ``search`` (GAN-PSO) and, on request, ``search-nogan``
-(``pso_no_gan``), which the comparison asks the run to run or resume before its cells.
+(``pso_no_gan``) and ``search-random`` (``random_search``), which the comparison asks the run to
+run or resume before its cells.
 
 A finished trained cell counts only while it is what the method asks for now: its recipe
 fingerprint (the config without where it ran, the generator and filter classifier by content),
@@ -63,7 +64,8 @@ from ganpso.pipeline.swarm_ensemble import ENSEMBLE_FILE
 from ganpso.pipeline.training import train_classifier
 
 HAND_SET_RATIO = 0.5  # GAN without PSO: every class topped up to half of the largest one
-SEARCH_OF = {"ganpso": "search", "pso_no_gan": "search-nogan"}  # the run's stage a row consumes
+# the run's search stage a row consumes; all but GAN-PSO's run on request
+SEARCH_OF = {"ganpso": "search", "pso_no_gan": "search-nogan", "random_search": "search-random"}
 Log = Callable[[str], None]
 
 
@@ -88,6 +90,7 @@ METHODS = {
         Method("ldam_drw", "CNN + LDAM loss, deferred re-weighting", True),
         Method("gan_fixed", f"CNN + GAN, hand-set ratio {HAND_SET_RATIO}", True),
         Method("pso_no_gan", "CNN + PSO-tuned, no GAN images", True),
+        Method("random_search", "CNN + recipe tuned by random search at GAN-PSO's budget", True),
         Method("ganpso", "GAN-PSO", True),
         Method(SWARM, "GAN-PSO, ensemble of its rescored trainings (weights on PublicTest)", False),
         Method("hog_svm", "HOG + LBP + linear SVM", False),
@@ -384,13 +387,12 @@ def write_cell_metrics(
     write_evaluation(report, out)
 
 
-def request_nogan_search(run_dir: Path, own_cell: Path, log: Log) -> None:
-    """The run's ``search-nogan`` stage, run or resumed now if unfinished.
+def request_search(run_dir: Path, name: str, own_cell: Path, log: Log) -> None:
+    """The run's on-request search stage of row ``name``, run or resumed now if unfinished.
 
     Its rescoring may reuse this row's cell at the run's seed: the same full training.
     """
-    stage = SEARCH_OF["pso_no_gan"]
-    run_stage(run_dir, stage, command="ganpso compare", reusable=[own_cell], log=log)
+    run_stage(run_dir, SEARCH_OF[name], command="ganpso compare", reusable=[own_cell], log=log)
 
 
 def compare(
@@ -405,8 +407,8 @@ def compare(
     archive_name = time.strftime("%Y%m%d-%H%M%S")
     cells = []
     for name in methods:
-        if name == "pso_no_gan":
-            request_nogan_search(run_dir, out / name / f"seed{run.seed}", log)
+        if name in SEARCH_OF and name != "ganpso":
+            request_search(run_dir, name, out / name / f"seed{run.seed}", log)
         for seed in seeds if METHODS[name].seeded else seeds[:1]:
             cell = out / name / f"seed{seed}"
             cells.append(cell)

@@ -32,6 +32,7 @@ BUDGET_KEYS = {
     "gan": ("gan", ("steps", "time_limit_minutes")),
     "search": ("search", ("rescore_top_k",)),
     "search-nogan": ("search", ("rescore_top_k",)),
+    "search-random": ("search", ("rescore_top_k",)),
 }
 
 

@@ -12,6 +12,8 @@
                   own PrivateTest evaluation (``pipeline.swarm_ensemble``)
     search-nogan  on request only: the same search without its synthetic-image settings, for
                   the comparison's ``pso_no_gan`` row (``ganpso compare`` asks for it)
+    search-random on request only: that search with random sampling in place of PSO, for the
+                  comparison's ``random_search`` row (a recipe tuned at GAN-PSO's budget)
 
 The report (``ganpso.report``) is built from the run folder after the stages.
 
@@ -119,13 +121,24 @@ def search_settings(ctx: RunContext) -> None:
     search_into(ctx, "search", ctx.config.search, gan_recipe(ctx.config, ctx.run_dir))
 
 
-def search_without_gan(ctx: RunContext) -> None:
-    """The run's search space without its synthetic-image settings, around the plain recipe."""
-    search = ctx.config.search
+def without_gan_knobs(search: SearchConfig) -> SearchConfig:
+    """The search without its synthetic-image settings (the same budget and fidelity)."""
     space = {k: v for k, v in search.space.items() if not k.startswith("synthetic.")}
     if not space:
         raise ConfigError("the search space has only synthetic settings: nothing left to tune")
-    search_into(ctx, "search-nogan", replace(search, space=space), ctx.config.classifier)
+    return replace(search, space=space)
+
+
+def search_without_gan(ctx: RunContext) -> None:
+    """The run's search space without its synthetic-image settings, around the plain recipe."""
+    search_into(ctx, "search-nogan", without_gan_knobs(ctx.config.search), ctx.config.classifier)
+
+
+def search_recipe_randomly(ctx: RunContext) -> None:
+    """The recipe tuned as the literature's baseline does: random search over the same space
+    without GAN settings, with the search's budget (iterations, particles, fidelity, rescoring)."""
+    search = replace(without_gan_knobs(ctx.config.search), optimizer="random")
+    search_into(ctx, "search-random", search, ctx.config.classifier)
 
 
 def search_into(ctx: RunContext, folder: str, search: SearchConfig, base: TrainConfig) -> None:
@@ -196,8 +209,10 @@ STAGES = (
     Stage("final", train_final, TRAINED),
     Stage("test", evaluate_final, TRAINED),
     Stage("ensemble", ensemble_particles, TRAINED),
-    # on request: the comparison's pso_no_gan row (`ganpso compare`, `ganpso run --with`)
+    # on request: the comparison's pso_no_gan and random_search rows (`ganpso compare`,
+    # `ganpso run --with`)
     Stage("search-nogan", search_without_gan, (*REAL, "search"), on_request=True),
+    Stage("search-random", search_recipe_randomly, (*REAL, "search"), on_request=True),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 ON_REQUEST = tuple(stage.name for stage in STAGES if stage.on_request)

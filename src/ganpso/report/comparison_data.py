@@ -43,6 +43,7 @@ COMPARISON_FILE = "comparison.json"
 STAGE_COSTS: dict[str, tuple[str, ...]] = {
     "gan_fixed": ("gan",),
     "pso_no_gan": ("search-nogan",),
+    "random_search": ("search-random",),
     "ganpso": ("gan", "search"),
     "ganpso_swarm": ("gan", "search"),  # its members are the search's rescored trainings
 }
