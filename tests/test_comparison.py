@@ -197,6 +197,36 @@ def test_comparison_data_rows_tests_and_compute(tmp_path) -> None:
     path = write_comparison_json(tmp_path / "cmp", command="c")
     assert path is not None and path.name == "comparison.json"
     assert write_comparison_json(tmp_path / "nothing") is None
+    with_gan = [*cells, *(make_cell("gan_fixed", s, y_true, 0.55) for s in range(3))]
+    gan_tests = [
+        t for t in comparison_data(with_gan, n_boot=100)["tests"] if t["a"] == "gan_fixed"
+    ]  # the GAN's own effect, on the rare classes too
+    assert {(t["b"], t["metric"]) for t in gan_tests} == {
+        ("cnn", name)
+        for name in ("accuracy", "macro_precision", "macro_recall", "macro_f1",
+                     "macro_g_measure", "disgust_f1", "fear_f1")
+    }  # fmt: skip
+
+
+def test_one_class_scores_match_scikit_learn() -> None:
+    from sklearn.metrics import f1_score, recall_score
+
+    from ganpso.metrics.statistics import metric_of
+
+    rng = np.random.default_rng(3)
+    y_true, y_pred = truth(), rng.integers(0, len(EMOTIONS), N_IMAGES)
+    for name, score in {
+        "disgust_f1": f1_score,
+        "fear_f1": f1_score,
+        "disgust_recall": recall_score,
+    }.items():
+        label = EMOTIONS.index(name.split("_")[0])
+        expected = score(y_true, y_pred, labels=[label], average=None)[0]
+        assert metric_of(y_true, y_pred, name) == pytest.approx(expected)
+        cell = make_cell("m", 0, y_true, 0.5)
+        assert metric_value(cell.metrics, name) == pytest.approx(
+            score(y_true, cell.y_pred, labels=[label], average=None)[0]
+        )
 
 
 def test_seed_ensembles_average_saved_probabilities_and_meet_only_ensembles(tmp_path) -> None:

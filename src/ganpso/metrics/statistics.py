@@ -34,7 +34,10 @@ METRICS: dict[str, str] = {
     "macro_f1": "macro F1",
     "macro_g_measure": "macro G-measure",
     "g_mean": "G-mean",
+    # one class's score: the rare classes the GAN is for
     "disgust_recall": "disgust recall",
+    "disgust_f1": "disgust F1",
+    "fear_f1": "fear F1",
 }
 
 
@@ -63,8 +66,11 @@ def metric_from_matrices(
         return per_class[name].mean(-1)
     if name == "g_mean":
         return np.prod(recall, axis=-1) ** (1 / recall.shape[-1])
-    if name == "disgust_recall":
-        return recall[..., list(classes).index("disgust")]
+    emotion, _, score = name.rpartition("_")
+    if name in METRICS and emotion in classes:
+        index = list(classes).index(emotion)
+        f1 = _divide(2 * precision * recall, precision + recall)
+        return {"recall": recall, "f1": f1}[score][..., index]
     raise KeyError(f"unknown metric {name!r}; valid metrics: {list(METRICS)}")
 
 

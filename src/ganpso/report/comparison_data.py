@@ -8,7 +8,8 @@ ensembles (``ensembles``) add ``<method>_ensemble`` rows, and the run's ensemble
 trainings is ``ganpso_swarm_ensemble``. The tests compare each GAN-PSO row (``ganpso``,
 ``ganpso_ensemble``, ``ganpso_swarm_ensemble``) with the best baseline by macro-F1 and with the
 plain CNN, of the same kind (single model or ensemble), on each measure: a paired bootstrap over
-the test images and, with three or more common seeds, a paired t-test over seeds.
+the test images and, with three or more common seeds, a paired t-test over seeds. The GAN's
+own effect is tested too: ``gan_fixed`` against the plain CNN, with disgust's and fear's F1.
 
     {"rows": [{"method", "seeds", ["ensemble_of"], "accuracy": {"mean", "std", "ci"}, ...,
                "cpu_seconds", "gpu_seconds"}],
@@ -48,6 +49,10 @@ STAGE_COSTS: dict[str, tuple[str, ...]] = {
     "ganpso_swarm": ("gan", "search"),  # its members are the search's rescored trainings
 }
 CONTROL = "cnn"
+# tests beside GAN-PSO's: the GAN's own effect (hand-set fakes against the plain CNN), on the
+# five measures and the two rarest classes' F1
+GAN_EFFECT = ("gan_fixed", CONTROL)
+GAN_EFFECT_METRICS = (*MEASURES, "disgust_f1", "fear_f1")
 
 
 def is_method_row(method: str) -> bool:
@@ -118,6 +123,20 @@ def opponents(method: str, best: dict[bool, str | None], groups: dict[str, Any])
     return list(dict.fromkeys(b for b in wanted if b in groups and b != method))
 
 
+def test_record(a: Sequence[Cell], b: Sequence[Cell], name: str, n_boot: int) -> dict[str, Any]:
+    result = paired_test(a, b, name, n_boot=n_boot)
+    return {
+        "a": a[0].method,
+        "b": b[0].method,
+        "metric": name,
+        "diff": round(result.difference, 4),
+        "ci": [round(result.ci95[0], 4), round(result.ci95[1], 4)],
+        "p": round(result.p_bootstrap, 4),
+        "p_ttest": None if result.p_ttest is None else round(result.p_ttest, 4),
+        "n_pairs": result.n_pairs,
+    }
+
+
 def comparison_data(
     cells: Sequence[Cell],
     *,
@@ -139,19 +158,17 @@ def comparison_data(
             **compute_seconds(group, stage_seconds(run_dir, row.method)),
             "device": provenance(group)[0],
         })  # fmt: skip
-    tests = []
-    for method in (m for m in groups if is_method_row(m)):
-        for other in opponents(method, best, groups):
-            for name in MEASURES:
-                result = paired_test(groups[method], groups[other], name, n_boot=n_boot)
-                tests.append({
-                    "a": method, "b": other, "metric": name,
-                    "diff": round(result.difference, 4),
-                    "ci": [round(result.ci95[0], 4), round(result.ci95[1], 4)],
-                    "p": round(result.p_bootstrap, 4),
-                    "p_ttest": None if result.p_ttest is None else round(result.p_ttest, 4),
-                    "n_pairs": result.n_pairs,
-                })  # fmt: skip
+    pairs = [
+        (method, other, MEASURES)
+        for method in groups
+        if is_method_row(method)
+        for other in opponents(method, best, groups)
+    ]
+    if all(name in groups for name in GAN_EFFECT):
+        pairs.append((*GAN_EFFECT, GAN_EFFECT_METRICS))
+    tests = [
+        test_record(groups[a], groups[b], name, n_boot) for a, b, names in pairs for name in names
+    ]
     return {
         "rows": table,
         "tests": tests,

@@ -74,8 +74,9 @@ def metric_value(metrics: dict[str, Any], name: str) -> float:
     """One of ``METRICS`` from a metrics report."""
     if name.startswith("macro_"):
         return float(metrics["macro"][name.removeprefix("macro_")])
-    if name == "disgust_recall":
-        return float(metrics["per_class"]["disgust"]["recall"])
+    emotion, _, score = name.rpartition("_")
+    if name in METRICS and emotion in metrics["per_class"]:
+        return float(metrics["per_class"][emotion][score])
     if name in ("accuracy", "g_mean"):
         return float(metrics[name])
     raise KeyError(f"unknown metric {name!r}; valid metrics: {list(METRICS)}")
