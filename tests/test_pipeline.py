@@ -580,7 +580,7 @@ def test_a_stage_on_request_runs_only_after_the_stages_it_builds_on(tmp_path: Pa
         "search",
         "final",
     ]
-    assert [s.name for s in STAGES if s.on_request] == ["search-nogan"]
+    assert [s.name for s in STAGES if s.on_request] == ["search-nogan", "search-random"]
     write_run_config(RunConfig(), tmp_path)
     with pytest.raises(ConfigError, match="needs classifier.*ganpso run --config") as error:
         run_stage(tmp_path, "search-nogan", log=lambda _: None)
