@@ -59,6 +59,13 @@ def throughput(classify: Callable[[np.ndarray], np.ndarray], faces: np.ndarray) 
     return statistics.median(rates)
 
 
+def astronaut_png() -> bytes:
+    """The latency photo: scikit-image's astronaut, 512x512 RGB, one face, as PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(skdata.astronaut()).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def latency(run: Callable[[bytes], object], photo: bytes, repeats: int) -> dict[str, float]:
     run(photo)
     times = []
@@ -148,9 +155,7 @@ def main() -> None:
     dataset = load_dataset(DataConfig(source=args.data))
     public, training = dataset["PublicTest"], dataset["Training"]
     faces = public.images[: args.faces]
-    buffer = io.BytesIO()
-    Image.fromarray(skdata.astronaut()).save(buffer, format="PNG")
-    photo = buffer.getvalue()
+    photo = astronaut_png()
     peaks = matmul_peaks(int8=True)
     print(f"matmul peaks (GFLOP/s, int8 GOP/s): {peaks}")
     checkpoint = load_classifier(args.model)

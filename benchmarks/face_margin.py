@@ -25,6 +25,13 @@ from ganpso.inference.predictor import DEFAULT_FACE_MARGIN
 
 MARGINS = (-0.1, -0.05, 0.0, 0.05, 0.1, 0.2)
 UPSCALE = 4
+BORDER = 96
+
+
+def photo_canvas(face: np.ndarray) -> np.ndarray:
+    """A 48x48 face upscaled and set in a grey border, as a face in a photo would be."""
+    big = cv2.resize(face, None, fx=UPSCALE, fy=UPSCALE, interpolation=cv2.INTER_CUBIC)
+    return cv2.copyMakeBorder(big, *(BORDER,) * 4, cv2.BORDER_CONSTANT, value=128)
 
 
 def main() -> None:
@@ -41,8 +48,7 @@ def main() -> None:
     crops = {margin: [] for margin in MARGINS}
     found = []
     for index, face in enumerate(faces):
-        big = cv2.resize(face, None, fx=UPSCALE, fy=UPSCALE, interpolation=cv2.INTER_CUBIC)
-        canvas = cv2.copyMakeBorder(big, 96, 96, 96, 96, cv2.BORDER_CONSTANT, value=128)
+        canvas = photo_canvas(face)
         boxes = detect_faces(canvas)
         if not boxes:
             continue

@@ -89,6 +89,9 @@ def load_onnx(path: Path) -> LoadedModel:
         ) from None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    # onnxruntime's threads otherwise spin for a while after each run, taking the cores from
+    # the face detection and decoding that come next in a photo's path
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
