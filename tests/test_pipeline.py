@@ -550,6 +550,32 @@ def test_rescoring_chooses_by_full_training_and_survives_a_failure(tmp_path: Pat
         rescore(candidates[1:2], objective, SequentialExecutor(), tmp_path, log=lambda _: None)
 
 
+def test_rescoring_reuses_a_finished_training_only_when_its_history_has_the_fitness_measures(
+    tmp_path: Path,
+) -> None:
+    from ganpso.config import write_yaml
+    from ganpso.metrics.fitness import DEFAULT_WEIGHTS
+    from ganpso.pipeline.rescore import Candidate, FullTraining
+
+    base = TrainConfig(epochs=2)
+    trained = tmp_path / "classifier"
+    trained.mkdir()
+    write_yaml(base.to_dict(), trained / "config.yaml")
+    scoring = FullTraining(base, tmp_path / "rescore", log=lambda _: None, trained=[trained])
+    row = {"epoch": 1, "val/accuracy": 0.6} | {f"val/{m}": 0.5 for m in DEFAULT_WEIGHTS}
+
+    (trained / "history.jsonl").write_text(json.dumps({"epoch": 1, "val/macro_f1": 0.5}) + "\n")
+    assert scoring.folder_of(Candidate("base", None, 0.4)) == tmp_path / "rescore" / "base"
+
+    (trained / "history.jsonl").write_text(json.dumps(row) + "\n")
+    assert scoring.folder_of(Candidate("base", None, 0.4)) == trained
+    other = Candidate("p1", {"lr": 0.05}, 0.5)  # another recipe never reuses it
+    assert scoring.folder_of(other) == tmp_path / "rescore" / "p1"
+    only_f1 = FullTraining(base, tmp_path / "rescore", trained=[trained], weights={"macro_f1": 1})
+    (trained / "history.jsonl").write_text(json.dumps({"epoch": 1, "val/macro_f1": 0.5}) + "\n")
+    assert only_f1.folder_of(Candidate("base", None, 0.4)) == trained
+
+
 @pytest.mark.parametrize("name", ["search", "search-nogan"])
 def test_a_raised_rescore_budget_keeps_the_search(name: str) -> None:
     from ganpso.pipeline.config import RunConfig

@@ -93,9 +93,18 @@ class FullTraining:
     def folder_of(self, candidate: Candidate) -> Path:
         config = self.config(candidate)
         for folder in self.trained:
-            if (folder / "history.jsonl").exists() and same_recipe(folder, config):
+            if self.scores(folder) and same_recipe(folder, config):
                 return folder
         return self.folder / candidate.name
+
+    def scores(self, folder: Path) -> bool:
+        """Whether ``folder``'s training can be scored by this fitness: a training whose history
+        lacks a weighed measure (made before the five-measure fitness) is trained again."""
+        path = folder / "history.jsonl"
+        if not path.exists():
+            return False
+        history = read_jsonl(path)
+        return bool(history) and all(f"val/{name}" in history[0] for name in self.weights)
 
     def __call__(self, candidate: Candidate) -> float:
         config, out = self.config(candidate), self.folder_of(candidate)
