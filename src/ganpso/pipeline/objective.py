@@ -52,9 +52,14 @@ def settings_config(base: TrainConfig, settings: dict[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict(with_settings(base.to_dict(), settings))
 
 
+def missing_measures(row: dict[str, float], weights: dict[str, float]) -> list[str]:
+    """The weighed measures a history row lacks (one made before the five-measure fitness)."""
+    return [name for name in weights if f"val/{name}" not in row]
+
+
 def row_fitness(row: dict[str, float], weights: dict[str, float], where: str) -> float:
     """The fitness of one epoch's history row; a row from before the five measures says so."""
-    missing = [name for name in weights if f"val/{name}" not in row]
+    missing = missing_measures(row, weights)
     if missing:
         raise ConfigError(
             f"{where}: its history has no {', '.join(missing)} (trained before the five-measure "

@@ -29,7 +29,12 @@ from ganpso.errors import ConfigError
 from ganpso.files import read_jsonl, write_json_atomic
 from ganpso.metrics import read_json
 from ganpso.metrics.fitness import DEFAULT_WEIGHTS
-from ganpso.pipeline.objective import row_fitness, search_dataset, settings_config
+from ganpso.pipeline.objective import (
+    missing_measures,
+    row_fitness,
+    search_dataset,
+    settings_config,
+)
 from ganpso.pipeline.training import train_classifier
 from ganpso.search.executors import Executor, Outcome
 from ganpso.search.runner import settings_key
@@ -104,7 +109,7 @@ class FullTraining:
         if not path.exists():
             return False
         history = read_jsonl(path)
-        return bool(history) and all(f"val/{name}" in history[0] for name in self.weights)
+        return bool(history) and not missing_measures(history[0], self.weights)
 
     def __call__(self, candidate: Candidate) -> float:
         config, out = self.config(candidate), self.folder_of(candidate)
