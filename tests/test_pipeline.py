@@ -576,6 +576,42 @@ def test_rescoring_reuses_a_finished_training_only_when_its_history_has_the_fitn
     assert only_f1.folder_of(Candidate("base", None, 0.4)) == trained
 
 
+def test_rescoring_trains_again_a_candidate_whose_own_training_lacks_the_fitness_measures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from ganpso.config import write_yaml
+    from ganpso.metrics.fitness import DEFAULT_WEIGHTS
+    from ganpso.pipeline import rescore as rescore_module
+    from ganpso.pipeline.rescore import Candidate, FullTraining
+
+    base = TrainConfig(epochs=1)
+    candidate = Candidate("p1", {"lr": 0.05}, 0.5)
+    scoring = FullTraining(base, tmp_path / "rescore", log=lambda _: None)
+    own = tmp_path / "rescore" / "p1"
+    own.mkdir(parents=True)
+    write_yaml(scoring.config(candidate).to_dict(), own / "config.yaml")
+    (own / "history.jsonl").write_text(json.dumps({"epoch": 1, "val/macro_f1": 0.5}) + "\n")
+    (own / "best.safetensors").write_bytes(b"old")
+    fresh = {"epoch": 1, "val/accuracy": 0.6} | {f"val/{m}": 0.7 for m in DEFAULT_WEIGHTS}
+    resumed = []
+
+    def train(
+        config: TrainConfig, dataset: object, out: Path, resume: bool, log: object
+    ) -> SimpleNamespace:
+        resumed.append(resume)
+        return SimpleNamespace(history=[fresh])
+
+    monkeypatch.setattr(rescore_module, "load_dataset", lambda _: None)
+    monkeypatch.setattr(rescore_module, "search_dataset", lambda _: None)
+    monkeypatch.setattr(rescore_module, "train_classifier", train)
+    assert scoring(candidate) == pytest.approx(0.7)  # not a failed candidate
+    assert resumed == [False]  # a fresh training, not a replay of the old history
+    (archived,) = (tmp_path / "rescore" / "replaced").glob("*/p1")
+    assert (archived / "best.safetensors").read_bytes() == b"old"  # kept, not deleted
+
+
 @pytest.mark.parametrize("name", ["search", "search-nogan"])
 def test_a_raised_rescore_budget_keeps_the_search(name: str) -> None:
     from ganpso.pipeline.config import RunConfig

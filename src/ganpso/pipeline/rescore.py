@@ -29,6 +29,7 @@ from ganpso.errors import ConfigError
 from ganpso.files import read_jsonl, write_json_atomic
 from ganpso.metrics import read_json
 from ganpso.metrics.fitness import DEFAULT_WEIGHTS
+from ganpso.pipeline.folders import replaced_folder
 from ganpso.pipeline.objective import (
     missing_measures,
     row_fitness,
@@ -78,7 +79,9 @@ class FullTraining:
 
     A candidate whose recipe equals one of the finished trainings in ``trained`` (for
     ``ganpso run``: the real-data classifier, which is the base recipe without GAN faces) is
-    scored from that training's history instead of being trained again.
+    scored from that training's history instead of being trained again. A candidate's own
+    earlier training whose history lacks a measure the fitness weighs (made before the
+    five-measure fitness) is moved to ``replaced/<time>/`` and trained afresh.
     """
 
     def __init__(
@@ -113,15 +116,30 @@ class FullTraining:
 
     def __call__(self, candidate: Candidate) -> float:
         config, out = self.config(candidate), self.folder_of(candidate)
-        if out in self.trained or finished(out, config):
+        if out in self.trained or (finished(out, config) and self.scores(out)):
             self.log(f"rescore {candidate.name}: {out} holds its finished training")
             return kept_fitness(read_jsonl(out / "history.jsonl"), config, self.weights, out)
+        if begun(out) and not self.scores(out):
+            # resuming would only replay a history this fitness cannot score
+            archive = replaced_folder(self.folder) / out.name
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            out.replace(archive)
+            self.log(
+                f"rescore {candidate.name}: its earlier training lacks a weighed measure, "
+                f"moved to {archive}"
+            )
         dataset = search_dataset(load_dataset(config.data))
         self.log(f"rescore {candidate.name}: full training in {out}")
         result = train_classifier(
             config, dataset, out, resume=(out / "state.pt").exists(), log=self.log
         )
         return kept_fitness(result.history, config, self.weights, out)
+
+
+def begun(folder: Path) -> bool:
+    """Whether ``folder`` holds at least one epoch of a training."""
+    path = folder / "history.jsonl"
+    return path.exists() and bool(read_jsonl(path))
 
 
 def finished(folder: Path, config: TrainConfig) -> bool:
