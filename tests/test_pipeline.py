@@ -666,6 +666,51 @@ def test_run_help_lists_the_stages_and_the_report(monkeypatch: pytest.MonkeyPatc
     assert "--with STAGE" in text and "%%" not in text
 
 
+def test_a_stage_counts_the_seconds_of_an_interrupted_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ganpso.pipeline import clock as clock_module
+    from ganpso.pipeline.clock import SESSIONS_FILE, StageClock
+    from ganpso.pipeline.folders import write_stage_record
+
+    now = [100.0]
+    monkeypatch.setattr(clock_module.time, "perf_counter", lambda: now[0])
+    lines: list[str] = []
+    crashed = StageClock(tmp_path / "search", "cpu: A", every=30)
+    log = crashed.ticking(lines.append)
+    for seconds in (10, 20, 45, 50):  # progress lines; the session then dies without stop()
+        now[0] = 100.0 + seconds
+        log(f"evaluation at {seconds} s")
+    assert lines[-1] == "evaluation at 50 s"  # the log still logs
+    saved = json.loads((tmp_path / "search" / SESSIONS_FILE).read_text())["sessions"]
+    assert saved == [{"device": "cpu: A", "seconds": 45.0}]  # the last save: 30 s apart
+
+    now[0] = 1000.0
+    resumed = StageClock(tmp_path / "search", "cuda: B")
+    now[0] = 1012.5
+    write_stage_record(tmp_path, "search", resumed.stop())
+    record = json.loads((tmp_path / "search" / "stage.json").read_text())
+    assert record["seconds"] == 57.5 and record["device"] == "cpu: A, then cuda: B"
+    assert [s["seconds"] for s in record["sessions"]] == [45.0, 12.5]
+    assert not (tmp_path / "search" / SESSIONS_FILE).exists()
+
+
+def test_an_extended_stage_adds_its_earlier_sessions_in_either_record_format(
+    tmp_path: Path,
+) -> None:
+    from ganpso.pipeline.folders import EARLIER_STAGE_FILE, write_stage_record
+
+    folder = tmp_path / "search"
+    folder.mkdir()
+    earlier = {"stage": "search", "seconds": 30.0, "device": "cpu", "sessions": [10.0, 20.0]}
+    (folder / EARLIER_STAGE_FILE).write_text(json.dumps(earlier))
+    write_stage_record(tmp_path, "search", [{"device": "cpu", "seconds": 5.0}])
+    record = json.loads((folder / "stage.json").read_text())
+    assert record["seconds"] == 35.0 and record["device"] == "cpu"
+    assert [s["seconds"] for s in record["sessions"]] == [10.0, 20.0, 5.0]
+    assert not (folder / EARLIER_STAGE_FILE).exists()
+
+
 @needs_archive
 def test_rerun_with_more_rescoring_keeps_the_search_evaluations(
     smoke_run: tuple[Path, list[str]], tmp_path: Path
@@ -677,8 +722,8 @@ def test_rerun_with_more_rescoring_keeps_the_search_evaluations(
     assert main([*SMOKE_RUN, "--out", str(out), "--set", "search.rescore_top_k=2"]) == 0
     assert (out / "search" / "evaluations.jsonl").read_text() == evaluations
     stage = json.loads((out / "search" / "stage.json").read_text())
-    assert stage["sessions"][0] == first_seconds
-    assert stage["seconds"] == pytest.approx(sum(stage["sessions"]), abs=0.2)
+    assert stage["sessions"][0]["seconds"] == first_seconds
+    assert stage["seconds"] == pytest.approx(sum(s["seconds"] for s in stage["sessions"]), abs=0.2)
     again = json.loads((out / "search" / "rescore.json").read_text())["candidates"]
     assert len(again) == 3
 

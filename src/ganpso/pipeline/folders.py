@@ -3,6 +3,7 @@
     RUN/config.yaml                     the resolved ``RunConfig``, written before any stage
     RUN/<stage>/stage.json              a finished stage: wall seconds (every session), device
     RUN/<stage>/stage-earlier.json      an extended stage's record of its earlier sessions
+    RUN/<stage>/sessions.json           an unfinished stage: seconds of each session so far
     RUN/search/best-config.yaml         a search's chosen settings on its base recipe
     RUN/replaced/<time>/                stages made with an earlier config (compare: cells)
     RUN/report/                         report.md, report.html and their figures
@@ -70,18 +71,30 @@ def read_stage_record(folder: Path) -> dict[str, Any] | None:
     return read_json(path) if path.exists() else None
 
 
-def write_stage_record(run_dir: Path, name: str, seconds: float, device: str) -> None:
-    """Write ``stage.json``; an extended stage's seconds include those of its earlier sessions."""
-    record: dict[str, Any] = {"stage": name, "seconds": round(seconds, 1), "device": device}
+def write_stage_record(run_dir: Path, name: str, sessions: list[dict[str, Any]]) -> None:
+    """Write ``stage.json`` from the seconds and device of each session the stage ran in
+    (interrupted ones included); an extended stage also counts its earlier sessions."""
     folder = run_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     earlier_path = folder / EARLIER_STAGE_FILE
     if earlier_path.exists():
         earlier = json.loads(earlier_path.read_text())
-        record["seconds"] = round(seconds + earlier["seconds"], 1)
-        record["sessions"] = [*earlier.get("sessions", [earlier["seconds"]]), round(seconds, 1)]
-        if earlier.get("device") != device:
-            record["device"] = f"{earlier.get('device')}, then {device}"
+        before = earlier.get("sessions") or [earlier["seconds"]]
+        sessions = [
+            *(
+                s if isinstance(s, dict) else {"device": earlier.get("device"), "seconds": s}
+                for s in before
+            ),
+            *sessions,
+        ]
+    devices = list(dict.fromkeys(str(s["device"]) for s in sessions))
+    record: dict[str, Any] = {
+        "stage": name,
+        "seconds": round(sum(s["seconds"] for s in sessions), 1),
+        "device": ", then ".join(devices),
+    }
+    if len(sessions) > 1:
+        record["sessions"] = sessions
     (folder / STAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
     earlier_path.unlink(missing_ok=True)
 

@@ -25,7 +25,6 @@ with an edited config redoes only the stages that it makes stale (``ganpso.pipel
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +36,7 @@ from ganpso.errors import ConfigError
 from ganpso.gan import GanTrainer
 from ganpso.gan.evaluation import evaluate_generator
 from ganpso.metrics import write_json
+from ganpso.pipeline.clock import StageClock
 from ganpso.pipeline.config import RunConfig, SearchConfig
 from ganpso.pipeline.evaluation import evaluate_private, evaluate_public
 from ganpso.pipeline.folders import (
@@ -233,9 +233,13 @@ def upstream(stage: Stage) -> list[Stage]:
 
 def execute(ctx: RunContext, stage: Stage, device: str) -> None:
     ctx.log(f"[{stage.name}] running on {device}")
-    started = time.perf_counter()
-    stage.run(ctx)
-    write_stage_record(ctx.run_dir, stage.name, time.perf_counter() - started, device)
+    clock, log = StageClock(ctx.run_dir / stage.name, device), ctx.log
+    ctx.log = clock.ticking(log)  # a crashed session still counts up to its last progress line
+    try:
+        stage.run(ctx)
+    finally:
+        ctx.log = log
+    write_stage_record(ctx.run_dir, stage.name, clock.stop())
 
 
 def run_pipeline(
