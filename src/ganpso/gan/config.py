@@ -58,6 +58,9 @@ class GanConfig(YamlConfig):
     log_every: int = bounded(100, ge=1)
     sample_every: int = bounded(1000, ge=1)  # sample grid (one row per emotion, fixed seeds)
     checkpoint_every: int = bounded(1000, ge=1)
+    # keep the averaged generator every this many steps in snapshots/ (with standing
+    # statistics, like the final one): quality against training time; None: only the last
+    snapshot_every: int | None = bounded(None, ge=1)
     # NaN/inf losses roll back to the last checkpoint this many times
     max_rollbacks: int = bounded(3, ge=0, le=1000)
 

@@ -38,6 +38,7 @@ from ganpso.gan.networks import Discriminator, Generator
 from ganpso.gan.sample import from_uint8, save_grid
 
 GRID_COLUMNS = 10
+SNAPSHOT_DIR = "snapshots"
 
 
 class DivergenceError(GanpsoError):
@@ -189,6 +190,8 @@ class GanTrainer:
                 save_grid(self.G_ema, self.grid_z, self.out / "samples" / f"{self.step:06d}.png")
             if self.step % self.config.checkpoint_every == 0:
                 self.save_checkpoint()
+            if self.config.snapshot_every and self.step % self.config.snapshot_every == 0:
+                self.save_snapshot()
             if limit and self.seconds_before + time.perf_counter() - started > 60 * limit:
                 self.log(f"time limit of {limit} min reached at step {self.step}")
                 break
@@ -240,6 +243,13 @@ class GanTrainer:
         self.exported = save_generator(
             self.out / "generator.safetensors", self.G_ema, self.config, self.step, standing
         )
+
+    def save_snapshot(self) -> Path:
+        """The averaged generator as it is now, kept beside the others in ``snapshots/``."""
+        path = self.out / SNAPSHOT_DIR / f"generator-{self.step:06d}.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_generator(path, self.G_ema, self.config, self.step, self.config.standing_stats_batches)
+        return path
 
     def load_checkpoint(self) -> None:
         if not (self.out / "gan-state.pt").exists():
