@@ -30,13 +30,14 @@ from ganpso.gan.cas import classification_accuracy_score, mean_over_seeds
 from ganpso.gan.checkpoint import load_generator
 from ganpso.gan.evaluation import artefact_scores, class_subset, draw_fakes, stack_classes
 from ganpso.gan.feature_scores import CLASSES
+from ganpso.gan.trainer import SNAPSHOT_DIR
 
 
 def generators(folder: Path) -> list[Path]:
     """The snapshots in step order, then the final generator if it is not one of them."""
-    snapshots = sorted((folder / "snapshots").glob("generator-*.safetensors"))
+    snapshots = sorted((folder / SNAPSHOT_DIR).glob("generator-*.safetensors"))
     final = folder / "generator.safetensors"
-    steps = {load_generator(path)[1]["step"] for path in snapshots}
+    steps = {int(path.stem.removeprefix("generator-")) for path in snapshots}  # the trainer's names
     if final.exists() and load_generator(final)[1]["step"] not in steps:
         snapshots.append(final)
     return snapshots

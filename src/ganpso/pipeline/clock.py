@@ -34,10 +34,10 @@ class StageClock:
         self.started = time.perf_counter()
         self.saved_at = -float("inf")
 
-    def tick(self, force: bool = False) -> None:
-        """Record the running session's seconds (at most every ``every`` seconds unless forced)."""
+    def tick(self) -> None:
+        """Record the running session's seconds (at most every ``every`` seconds)."""
         now = time.perf_counter()
-        if not force and now - self.saved_at < self.every:
+        if now - self.saved_at < self.every:
             return
         self.current["seconds"] = round(now - self.started, 1)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -116,10 +116,11 @@ class FullTraining:
 
     def __call__(self, candidate: Candidate) -> float:
         config, out = self.config(candidate), self.folder_of(candidate)
-        if out in self.trained or (finished(out, config) and self.scores(out)):
+        scorable = self.scores(out)
+        if out in self.trained or (scorable and finished(out, config)):
             self.log(f"rescore {candidate.name}: {out} holds its finished training")
             return kept_fitness(read_jsonl(out / "history.jsonl"), config, self.weights, out)
-        if begun(out) and not self.scores(out):
+        if begun(out) and not scorable:
             # resuming would only replay a history this fitness cannot score
             archive = replaced_folder(self.folder) / out.name
             archive.parent.mkdir(parents=True, exist_ok=True)
