@@ -75,6 +75,17 @@ def test_detects_the_astronaut_face(astronaut) -> None:
     assert 80 <= box.width <= 160
 
 
+def test_another_shipped_cascade_finds_the_same_face_and_a_missing_one_is_named(
+    astronaut,
+) -> None:
+    gray = np.asarray(astronaut.convert("L"))
+    default_box = detect_faces(gray)[0]
+    other_box = detect_faces(gray, cascade="haarcascade_frontalface_alt2.xml")[0]
+    assert abs(other_box.x - default_box.x) < 20 and abs(other_box.y - default_box.y) < 20
+    with pytest.raises(DataError, match="no-such-cascade.xml: no such Haar cascade"):
+        detect_faces(gray, cascade="no-such-cascade.xml")
+
+
 def test_huge_photo_is_downscaled_and_boxes_stay_in_its_coordinates(astronaut) -> None:
     huge = astronaut.resize((4096, 4096))
     boxes = detect_faces(np.asarray(huge.convert("L")))

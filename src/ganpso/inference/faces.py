@@ -60,15 +60,17 @@ def read_photo(data: bytes, name: str) -> np.ndarray:
     return gray
 
 
-@lru_cache(maxsize=1)
-def face_cascade():  # -> cv2.CascadeClassifier
+@lru_cache(maxsize=4)
+def face_cascade(name: str = CASCADE_FILE):  # -> cv2.CascadeClassifier
+    """One of the cascades in OpenCV's ``data/haarcascades`` folder, loaded once."""
     import cv2
 
-    path = Path(cv2.data.haarcascades) / CASCADE_FILE
+    path = Path(cv2.data.haarcascades) / name
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
         raise DataError(
-            f"{path}: OpenCV's Haar cascade is missing (install opencv-python-headless<5)"
+            f"{path}: no such Haar cascade in OpenCV's data folder "
+            "(opencv-python-headless<5 ships them)"
         )
     return cascade
 
@@ -79,11 +81,14 @@ def detect_faces(
     *,
     scale_factor: float = SCALE_FACTOR,
     min_neighbors: int = MIN_NEIGHBORS,
+    cascade: str = CASCADE_FILE,
 ) -> list[Box]:
     """Frontal faces in a grayscale photo, largest first, in the photo's own coordinates.
 
     ``min_face``: the smallest face side, in the photo's pixels, to search for; None searches
     from ``MIN_FACE_FRACTION`` of the longer side. Smaller values find smaller faces, slower.
+    ``cascade``: a file of OpenCV's ``data/haarcascades`` (the default judged best by
+    ``benchmarks/detector_settings.py``).
     """
     import cv2
 
@@ -92,7 +97,7 @@ def detect_faces(
     if scale < 1.0:
         size = (round(gray.shape[1] * scale), round(gray.shape[0] * scale))
         small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    found = face_cascade().detectMultiScale(
+    found = face_cascade(cascade).detectMultiScale(
         cv2.equalizeHist(small),
         scaleFactor=scale_factor,
         minNeighbors=min_neighbors,
