@@ -31,7 +31,7 @@ from ganpso.gan.checkpoint import load_generator
 from ganpso.gan.evaluation import class_subset, draw_fakes, stack_classes
 from ganpso.gan.feature_scores import CLASSES
 from ganpso.inference import EmotionPredictor, default_model_path
-from ganpso.pipeline.balance import MAX_DRAW_FACTOR, class_confidence
+from ganpso.pipeline.balance import MAX_DRAW_FACTOR, SyntheticPool, class_confidence
 from machine import machine_facts
 
 
@@ -41,12 +41,10 @@ def filtered_fakes(
     """Per class, the first ``count`` candidates the classifier gives ``threshold`` or more,
     and the fraction of all candidates that pass (how often the class is recognisable)."""
     candidates = draw_fakes(generator, MAX_DRAW_FACTOR * count, seed)
-    kept, pass_rate = {}, []
-    for label, faces in candidates.items():
-        confident = class_confidence(faces, label, predictor) >= threshold
-        kept[label] = faces[np.flatnonzero(confident)[:count]]
-        pass_rate.append(round(float(confident.mean()), 4))
-    return kept, pass_rate
+    confidence = [class_confidence(faces, k, predictor) for k, faces in candidates.items()]
+    pool = SyntheticPool(list(candidates.values()), confidence)  # the pipeline's selection
+    kept = {k: pool.select(k, count, threshold) for k in candidates}
+    return kept, [round(float((c >= threshold).mean()), 4) for c in confidence]
 
 
 def cas_row(kind: str, images: dict[int, np.ndarray], public: Any, args: Any) -> dict[str, Any]:
@@ -79,7 +77,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
-    counts = args.count or [1000]
+    args.count = counts = args.count or [1000]
 
     started = time.perf_counter()
     dataset = load_dataset(DataConfig(source=args.data))
@@ -108,10 +106,9 @@ def main() -> None:
 
 
 def write(args: argparse.Namespace, rows: list[dict[str, Any]], step: int, seconds: float) -> None:
-    counts = args.count or [1000]
     result = {
         "command": f"python benchmarks/gan_sampling_cas.py {args.generator} "
-        + " ".join(f"--count {c}" for c in counts)
+        + " ".join(f"--count {c}" for c in args.count)
         + "".join(f" --filter {t}" for t in args.filter)
         + f" --cas-epochs {args.cas_epochs} --seed {args.seed} --json {args.json}",
         "generator": str(args.generator),
