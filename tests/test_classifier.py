@@ -14,7 +14,13 @@ from ganpso.classifier import (
     predict_proba,
     save_classifier,
 )
-from ganpso.classifier.augment import augment_batch, eval_views, normalize, random_crop
+from ganpso.classifier.augment import (
+    augment_batch,
+    eval_views,
+    normalize,
+    random_affine,
+    random_crop,
+)
 from ganpso.classifier.config import AugmentConfig, ModelConfig, TrainConfig
 from ganpso.classifier.training import class_weights, epoch_order, load_state
 from ganpso.emotions import EMOTIONS
@@ -251,3 +257,32 @@ def test_resume_state_never_unpickles_code(tmp_path) -> None:
     torch.save({"x": Evil()}, path)
     with pytest.raises(CheckpointError, match="cannot resume"):
         load_state(path)
+
+
+def test_random_affine_matches_opencvs_rotation_and_zoom() -> None:
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (48, 48)).astype(np.float32), (7, 7), 2)
+    draws = torch.rand(2, 1, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    angle, zoom = float(draws[0, 0]) * 20, 1 + float(draws[1, 0]) * 0.15
+    warped = random_affine(
+        torch.from_numpy(image)[None], 20, 0.15, torch.Generator().manual_seed(3)
+    )
+    matrix = cv2.getRotationMatrix2D((23.5, 23.5), angle, zoom)  # positive: counter-clockwise
+    expected = cv2.warpAffine(
+        image, matrix, (48, 48), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    assert abs(angle) > 5 and abs(zoom - 1) > 0.05  # the draw really turns and zooms
+    np.testing.assert_allclose(warped[0].numpy(), expected, atol=0.5)
+
+
+def test_augment_batch_rotates_only_when_asked() -> None:
+    images = torch.randint(0, 256, (4, 48, 48), dtype=torch.uint8)
+    plain = AugmentConfig(flip=False, erase_prob=0.0)
+    turned = AugmentConfig(flip=False, erase_prob=0.0, rotate_deg=15, scale=0.1)
+    first = augment_batch(images, plain, torch.Generator().manual_seed(0))
+    assert torch.equal(first, augment_batch(images, plain, torch.Generator().manual_seed(0)))
+    again = augment_batch(images, turned, torch.Generator().manual_seed(0))
+    assert again.shape == first.shape and not torch.allclose(again, first)
+    assert torch.equal(again, augment_batch(images, turned, torch.Generator().manual_seed(0)))

@@ -213,7 +213,7 @@ def test_onnx_export_matches_pytorch(tiny_checkpoint, tmp_path, astronaut) -> No
     np.testing.assert_allclose(list(a.values()), list(b.values()), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["vgg_small", "resnet_small"])
+@pytest.mark.parametrize("name", ["vgg_small", "vgg_se", "resnet_small"])
 def test_folded_batch_norm_computes_the_same_logits(name) -> None:
     from ganpso.classifier.config import ModelConfig
     from ganpso.classifier.fusion import fold_batch_norm

@@ -6,8 +6,11 @@ the only place where pixels are scaled, so training, evaluation and inference ag
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ganpso.classifier.config import AugmentConfig
 
@@ -58,10 +61,40 @@ def random_erase(
     return images.masked_fill(mask[:, None], 0.0)
 
 
+def random_affine(
+    images: torch.Tensor, rotate_deg: float, scale: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Rotate each image of ``(B, H, W)`` about its centre and zoom it, bilinearly.
+
+    Angle uniform in ``+-rotate_deg`` (positive turns the face counter-clockwise on screen),
+    zoom uniform in ``1 +- scale`` (above 1 the face grows). Pixels from outside the image
+    repeat its border, so no black corners teach the model an edge that real faces lack.
+    Returns float ``(B, H, W)`` on the pixel scale of the input.
+    """
+    batch, height, width = images.shape
+    device = images.device
+    uniform = torch.rand(2, batch, generator=generator, device=device) * 2 - 1
+    angle = uniform[0] * math.radians(rotate_deg)
+    zoom = 1 + uniform[1] * scale
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    zero = torch.zeros_like(cos)
+    # affine_grid maps each output pixel to where it samples the input: the inverse transform
+    theta = torch.stack(
+        [torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1
+    )  # (B, 2, 3)
+    grid = F.affine_grid(theta, [batch, 1, height, width], align_corners=False)
+    warped = F.grid_sample(
+        images.float()[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return warped[:, 0]
+
+
 def augment_batch(
     images: torch.Tensor, config: AugmentConfig, generator: torch.Generator
 ) -> torch.Tensor:
     """uint8 ``(B, 48, 48)`` -> augmented, normalised float ``(B, 1, crop, crop)``."""
+    if config.rotate_deg > 0 or config.scale > 0:
+        images = random_affine(images, config.rotate_deg, config.scale, generator)
     images = random_crop(images, config.crop, generator)
     if config.flip:
         images = random_flip(images, generator)

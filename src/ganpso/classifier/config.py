@@ -50,6 +50,10 @@ class AugmentConfig:
     flip: bool = True
     erase_prob: float = bounded(0.5, ge=0, le=1)  # probability of one erased square per image
     erase_max: int = bounded(20, ge=1, le=IMAGE_SIZE)  # largest erased side in pixels
+    # a random rotation and zoom of the whole face before cropping (FER's head poses and face
+    # sizes vary): angle uniform in +-rotate_deg, zoom uniform in 1 +- scale; 0 turns each off
+    rotate_deg: float = bounded(0.0, ge=0, le=180)
+    scale: float = bounded(0.0, ge=0, lt=1)
 
 
 @dataclass

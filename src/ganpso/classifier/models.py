@@ -75,13 +75,32 @@ def pooled_head(in_channels: int, config: ModelConfig, num_classes: int) -> nn.S
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(config.dropout), last)
 
 
+class SqueezeExcite(nn.Module):
+    """Rescale each channel by a gate computed from all channels' means (Hu et al., SENet)."""
+
+    def __init__(self, channels: int, reduction: int = 8) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 4)
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
 class VGGSmall(nn.Module):
     """Four stages of two 3x3 conv-BN-ReLU layers and a 2x2 max-pool, widths w, 2w, 4w, 8w.
 
     With w = 32 it has 1.17 M parameters; 40x40 input -> 2x2x(8w) -> average pool -> linear.
+    ``squeeze_excite`` gates each stage's channels before its pool (``vgg_se``).
     """
 
-    def __init__(self, config: ModelConfig, num_classes: int) -> None:
+    def __init__(self, config: ModelConfig, num_classes: int, squeeze_excite: bool = False) -> None:
         super().__init__()
         width = config.width
         layers: list[nn.Module] = []
@@ -90,6 +109,8 @@ class VGGSmall(nn.Module):
             out_channels = width * 2**stage
             layers += conv_bn_relu(in_channels, out_channels)
             layers += conv_bn_relu(out_channels, out_channels)
+            if squeeze_excite:
+                layers.append(SqueezeExcite(out_channels))
             layers.append(nn.MaxPool2d(2))
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
@@ -144,6 +165,11 @@ class ResNetSmall(nn.Module):
 @register_model("vgg_small")
 def vgg_small(config: ModelConfig, num_classes: int) -> nn.Module:
     return VGGSmall(config, num_classes)
+
+
+@register_model("vgg_se")
+def vgg_se(config: ModelConfig, num_classes: int) -> nn.Module:
+    return VGGSmall(config, num_classes, squeeze_excite=True)
 
 
 @register_model("resnet_small")
