@@ -80,7 +80,7 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 8) -> None:
         super().__init__()
-        hidden = max(channels // reduction, 4)
+        hidden = max(channels // reduction, 8)  # a few ReLU units can all start dead
         self.gate = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Conv2d(channels, hidden, 1),
