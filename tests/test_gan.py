@@ -11,7 +11,8 @@ import torch
 from scipy import linalg
 
 from factories import tiny_dataset
-from ganpso.classifier.config import TrainConfig
+from ganpso.classifier import Preprocessing, build_model, save_classifier
+from ganpso.classifier.config import ModelConfig, TrainConfig
 from ganpso.cli import main
 from ganpso.data.config import DataConfig
 from ganpso.emotions import EMOTIONS
@@ -29,6 +30,7 @@ from ganpso.gan.cas import mean_over_seeds
 from ganpso.gan.checkpoint import load_discriminator, save_generator, write_generator
 from ganpso.gan.config import GanConfig
 from ganpso.gan.feature_scores import rare_class_ratios, ratios_over_draws
+from ganpso.gan.guidance import ClassifierGuide
 from ganpso.gan.loss import HingeLoss
 from ganpso.gan.memorisation import discriminator_memorisation
 from ganpso.gan.networks import STANDING_BATCH_SIZE, standing_statistics
@@ -110,6 +112,53 @@ def test_auxiliary_class_loss_is_added_to_both_players() -> None:
 
     plain, with_class = losses(0.0), losses(1.0)
     assert with_class[0] > plain[0] and with_class[1] > plain[1]  # cross-entropy is positive
+
+
+def test_guide_loss_is_the_classifiers_cross_entropy_on_a_crop_of_the_fakes(
+    tiny_checkpoint,
+) -> None:
+    guide = ClassifierGuide(tiny_checkpoint, torch.device("cpu"), "fp32", torch.Generator())
+    fakes = (torch.rand(7, 1, 48, 48) * 2 - 1).requires_grad_(True)
+    labels = torch.arange(7)
+    views = guide.views(fakes)
+    assert views.shape == (7, 1, 40, 40)
+    # the views are the fakes' pixels in the classifier's normalisation
+    pixels = views.detach() * guide.preprocessing.pixel_std + guide.preprocessing.pixel_mean
+    assert float(pixels.min()) >= 0 and float(pixels.max()) <= 1
+    loss = guide.loss(fakes, labels)
+    assert loss.item() > 0
+    loss.backward()
+    # the generator learns through the guide; the guide itself stays frozen
+    assert fakes.grad is not None and fakes.grad.abs().sum() > 0
+    assert all(p.grad is None for p in guide.model.parameters())
+
+
+def test_guide_must_know_the_seven_emotions(tmp_path) -> None:
+    config = ModelConfig(name="vgg_small", width=4, dropout=0.0)
+    path = tmp_path / "two-classes.safetensors"
+    model = build_model(config, num_classes=2)
+    save_classifier(path, model, config, ("happy", "sad"), Preprocessing())
+    with pytest.raises(ConfigError, match="two-classes.safetensors: the guide's classes"):
+        ClassifierGuide(path, torch.device("cpu"), "fp32", torch.Generator())
+
+
+def test_guidance_joins_the_generators_loss_only(tmp_path, tiny_checkpoint) -> None:
+    with pytest.raises(ConfigError, match="guide_classifier is not"):
+        GanTrainer(tiny_config(guide_weight=1.0), tmp_path / "unnamed")
+
+    def losses(weight: float) -> tuple[float, float]:
+        torch.manual_seed(0)
+        trainer = GanTrainer(
+            tiny_config(guide_weight=weight, guide_classifier=str(tiny_checkpoint)),
+            tmp_path / f"w{weight}",
+        )
+        trainer.prepare_data(tiny_dataset()["Training"])
+        stats = trainer.train_step()
+        return stats["loss_d"], stats["loss_g"]
+
+    plain, guided = losses(0.0), losses(5.0)
+    assert guided[0] == pytest.approx(plain[0])  # D's step is the same
+    assert guided[1] > plain[1] + 1  # G's loss gains 5 x a positive cross-entropy
 
 
 def test_translate_and_cutout() -> None:

@@ -26,6 +26,10 @@ class GanConfig(YamlConfig):
     r1_every: int = bounded(16, ge=1, le=10_000)
     # auxiliary class loss (0: projection only, which ignored the class)
     ac_weight: float = bounded(2.0, ge=0, le=1000)
+    # classifier guidance (gan.guidance): a frozen classifier trained on Training, whose
+    # cross-entropy on the fakes, times guide_weight, joins the generator's loss; 0: off
+    guide_classifier: str | None = None
+    guide_weight: float = bounded(0.0, ge=0, le=1000)
     steps: int = bounded(10_000, ge=1, le=100_000_000)
     # stop (and save) early when this is reached
     time_limit_minutes: float | None = bounded(None, gt=0)

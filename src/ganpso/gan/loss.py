@@ -2,10 +2,11 @@
 
 L_D = E[relu(1 - D(aug(x), y))] + E[relu(1 + D(aug(G(z, y)), y))] + a * CE(C(aug(x)), y)
       [+ gamma / 2 * E||grad D(aug(x), y)||^2, the R1 penalty, every few steps]
-L_G = -E[D(aug(G(z, y)), y)] + a * CE(C(aug(G(z, y))), y)
+L_G = -E[D(aug(G(z, y)), y)] + a * CE(C(aug(G(z, y))), y) [+ w * CE(f(G(z, y)), y)]
 
 ``C`` is D's auxiliary class head and ``a`` the ``ac_weight``. The head learns from real images
-only, so it cannot learn to label G's mistakes.
+only, so it cannot learn to label G's mistakes. ``f`` is an optional frozen classifier trained
+on the real faces (``gan.guidance``) and ``w`` its ``guide_weight``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 
 from ganpso.device import autocast
 from ganpso.gan.augment import AdaptiveStrength, augment
+from ganpso.gan.guidance import ClassifierGuide
 from ganpso.gan.networks import Discriminator, Generator
 
 
@@ -36,10 +38,13 @@ class HingeLoss:
         precision: str,
         aug_generator: torch.Generator,
         ac_weight: float = 0.0,
+        guide: ClassifierGuide | None = None,
+        guide_weight: float = 0.0,
     ) -> None:
         self.G, self.D, self.strength = generator, discriminator, strength
         self.device, self.precision, self.aug_generator = device, precision, aug_generator
         self.ac_weight = ac_weight
+        self.guide, self.guide_weight = guide, guide_weight
 
     def run_D(
         self, images: torch.Tensor, labels: torch.Tensor
@@ -77,4 +82,7 @@ class HingeLoss:
         with autocast(self.device, self.precision):
             fake = self.G(z, labels).float()
         scores, logits = self.run_D(fake, labels)
-        return PhaseResult(-scores.mean() + self.class_loss(logits, labels))
+        loss = -scores.mean() + self.class_loss(logits, labels)
+        if self.guide is not None and self.guide_weight:
+            loss = loss + self.guide_weight * self.guide.loss(fake, labels)
+        return PhaseResult(loss)

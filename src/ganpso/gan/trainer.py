@@ -33,6 +33,7 @@ from ganpso.files import atomic_write, read_jsonl, write_json_atomic
 from ganpso.gan.augment import AdaptiveStrength
 from ganpso.gan.checkpoint import load_gan_weights, save_gan_weights, save_generator
 from ganpso.gan.config import GanConfig
+from ganpso.gan.guidance import ClassifierGuide
 from ganpso.gan.loss import HingeLoss
 from ganpso.gan.networks import Discriminator, Generator
 from ganpso.gan.sample import from_uint8, save_grid
@@ -81,12 +82,23 @@ class GanTrainer:
             config.precision,
             self.rngs["augment"],
             config.ac_weight,
+            guide=self.load_guide(),
+            guide_weight=config.guide_weight,
         )
         self.step = 0
         self.rollbacks = 0
         self.seconds_before = 0.0  # training time of earlier sessions of this run (resume)
         self.grid_z = torch.randn(
             GRID_COLUMNS, config.z_dim, generator=torch.Generator().manual_seed(12345)
+        )
+
+    def load_guide(self) -> ClassifierGuide | None:
+        if not self.config.guide_weight:
+            return None
+        if not self.config.guide_classifier:
+            raise ConfigError("guide_weight is set but guide_classifier is not: name a checkpoint")
+        return ClassifierGuide(
+            self.config.guide_classifier, self.device, self.config.precision, self.rngs["augment"]
         )
 
     # -- data -------------------------------------------------------------------------------
