@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from scipy import linalg
+from scipy import linalg, ndimage
 
 from factories import tiny_dataset
 from ganpso.classifier import Preprocessing, build_model, save_classifier
@@ -30,7 +30,7 @@ from ganpso.gan.cas import mean_over_seeds
 from ganpso.gan.checkpoint import load_discriminator, save_generator, write_generator
 from ganpso.gan.config import GanConfig
 from ganpso.gan.feature_scores import rare_class_ratios, ratios_over_draws
-from ganpso.gan.guidance import ClassifierGuide
+from ganpso.gan.guidance import ClassifierGuide, gaussian_blur
 from ganpso.gan.loss import HingeLoss
 from ganpso.gan.memorisation import discriminator_memorisation
 from ganpso.gan.networks import STANDING_BATCH_SIZE, standing_statistics
@@ -131,6 +131,34 @@ def test_guide_loss_is_the_classifiers_cross_entropy_on_a_crop_of_the_fakes(
     # the generator learns through the guide; the guide itself stays frozen
     assert fakes.grad is not None and fakes.grad.abs().sum() > 0
     assert all(p.grad is None for p in guide.model.parameters())
+
+
+@pytest.mark.parametrize("sigma", [0.6, 1.0, 1.7])
+def test_gaussian_blur_matches_scipy(sigma: float) -> None:
+    images = torch.rand(2, 1, 12, 15, generator=torch.Generator().manual_seed(0))
+    expected = [
+        ndimage.gaussian_filter(image[0].numpy(), sigma, mode="mirror", truncate=3.0)
+        for image in images
+    ]
+    blurred = gaussian_blur(images, sigma)
+    assert blurred.shape == images.shape
+    np.testing.assert_allclose(blurred[:, 0].numpy(), np.stack(expected), atol=1e-6)
+
+
+def test_a_blurring_guide_does_not_see_a_checkerboard(tiny_checkpoint) -> None:
+    rows, columns = torch.meshgrid(torch.arange(48), torch.arange(48), indexing="ij")
+    checkerboard = (((rows + columns) % 2) * 2 - 1).float().expand(3, 1, 48, 48)
+    flat = torch.zeros(3, 1, 48, 48)
+
+    def views(blur_sigma: float, fakes: torch.Tensor) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)  # the same crops and mirrors each time
+        guide = ClassifierGuide(
+            tiny_checkpoint, torch.device("cpu"), "fp32", generator, blur_sigma=blur_sigma
+        )
+        return guide.views(fakes)
+
+    assert (views(0.0, checkerboard) - views(0.0, flat)).abs().max() > 1
+    assert (views(1.5, checkerboard) - views(1.5, flat)).abs().max() < 0.05
 
 
 def test_guide_must_know_the_seven_emotions(tmp_path) -> None:

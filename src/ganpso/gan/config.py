@@ -30,6 +30,10 @@ class GanConfig(YamlConfig):
     # cross-entropy on the fakes, times guide_weight, joins the generator's loss; 0: off
     guide_classifier: str | None = None
     guide_weight: float = bounded(0.0, ge=0, le=1000)
+    # Gaussian blur (sigma in pixels) of the fakes the guide sees: it then rewards only class
+    # evidence that survives a blur, not fine detail that fools one classifier without teaching
+    # another; 0: off
+    guide_blur: float = bounded(0.0, ge=0, le=8)
     steps: int = bounded(10_000, ge=1, le=100_000_000)
     # stop (and save) early when this is reached
     time_limit_minutes: float | None = bounded(None, gt=0)

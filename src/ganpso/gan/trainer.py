@@ -98,7 +98,11 @@ class GanTrainer:
         if not self.config.guide_classifier:
             raise ConfigError("guide_weight is set but guide_classifier is not: name a checkpoint")
         return ClassifierGuide(
-            self.config.guide_classifier, self.device, self.config.precision, self.rngs["augment"]
+            self.config.guide_classifier,
+            self.device,
+            self.config.precision,
+            self.rngs["augment"],
+            blur_sigma=self.config.guide_blur,
         )
 
     # -- data -------------------------------------------------------------------------------
