@@ -106,8 +106,12 @@ def result(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, An
         "command": "python benchmarks/gan_variants.py "
         + " ".join(f"--variant {v}" for v in args.variant)
         + f" --steps {args.steps} --per-class {args.per_class} --cas-epochs {args.cas_epochs}"
-        f" --cas-per-class {args.cas_per_class}",
+        f" --cas-per-class {args.cas_per_class}"
+        + (f" --classifier {args.classifier}" if args.classifier else ""),
         "device": describe_device(resolve_device("auto")),
+        # FID, KID and the ratios are distances in this classifier's features: rows compare
+        # only under the same one (CAS and the spectrum do not depend on it)
+        "feature_classifier": str(args.classifier or default_model_path()),
         "steps": args.steps,
         "rows": rows,
     }
