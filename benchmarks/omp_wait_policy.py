@@ -23,6 +23,23 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from bench_inference import (
+    JPEG_QUALITY,
+    astronaut_bytes,
+    astronaut_png,
+    latency,
+    latency_split,
+    throughput,
+)
+from bench_train import images_per_s, training_step
+from ganpso.classifier.config import TrainConfig
+from ganpso.device import resolve_precision
+from ganpso.inference import EmotionPredictor, default_model_path
+from machine import machine_facts, machine_kind
+
 SETTINGS = {  # name: environment added to the child's
     "default (libgomp spins)": {},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
@@ -33,20 +50,11 @@ TRAIN_STEPS = 15
 
 
 def measure() -> dict:
-    """One child's figures (its environment already set)."""
-    import numpy as np
-    import torch
-
-    from bench_inference import astronaut_bytes, latency, latency_split, throughput
-    from bench_train import images_per_s, training_step
-    from ganpso.classifier.config import TrainConfig
-    from ganpso.device import resolve_precision
-    from ganpso.inference import EmotionPredictor, default_model_path
-
+    """One child's figures (its environment, read when torch loaded OpenMP, already set)."""
     precision = resolve_precision("auto", torch.device("cpu"))
     predictor = EmotionPredictor.from_pretrained(default_model_path(), precision=precision)
     faces = np.random.default_rng(0).integers(0, 256, (2048, 48, 48), dtype=np.uint8)
-    photos = {"png": astronaut_bytes("PNG"), "jpeg": astronaut_bytes("JPEG", quality=90)}
+    photos = {"png": astronaut_png(), "jpeg": astronaut_bytes("JPEG", quality=JPEG_QUALITY)}
     row: dict = {"precision": precision}
     for name, photo in photos.items():
         row[f"photo_{name}"] = latency(predictor.predict_image, photo, REPEATS)
@@ -68,8 +76,6 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure()))
         return
-
-    from machine import machine_facts, machine_kind
 
     rows = {}
     for name, extra in SETTINGS.items():
