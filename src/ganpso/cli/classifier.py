@@ -11,6 +11,7 @@ from typing import Any
 
 import ganpso
 from ganpso.classifier.config import TrainConfig
+from ganpso.cli.parser import add_override_argument
 from ganpso.config import apply_overrides, read_yaml
 from ganpso.errors import ConfigError
 
@@ -23,14 +24,7 @@ def add_classifier_commands(commands: Any) -> None:
         "curves.png and metrics-PublicTest.json into --out; --resume continues after a crash.",
     )
     train.add_argument("--config", type=Path, help="YAML config (default: built-in defaults)")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set epochs=10 --set model.width=16 (repeatable)",
-    )
+    add_override_argument(train, example="epochs=10 --set model.width=16")
     train.add_argument("--data", help="dataset: FER2013 zip/folder, fer2013.csv or class folders")
     train.add_argument(
         "--skip-bad-images",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ganpso.cli.classifier import raw_config, write_run_record
+from ganpso.cli.parser import add_override_argument
 from ganpso.data.loading import locate_source
 from ganpso.emotions import EMOTIONS
 from ganpso.errors import ConfigError
@@ -37,14 +38,7 @@ def add_gan_commands(commands: Any) -> None:
         type=Path,
         help="YAML config, e.g. configs/gan.yaml (default: GanConfig's defaults)",
     )
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="override one config key, e.g. --set steps=5000 (repeatable; default: none)",
-    )
+    add_override_argument(train, example="steps=5000")
     train.add_argument("--data", help="dataset: FER2013 csv/zip or folder (default: the config's)")
     train.add_argument("--seed", type=int, help="random seed (default: the config's)")
     train.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's)")

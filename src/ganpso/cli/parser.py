@@ -25,3 +25,15 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
+
+
+def add_override_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--set KEY=VALUE``, repeatable: one config key each, applied over the YAML config."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config value, e.g. --set {example} (repeatable; default: none)",
+    )

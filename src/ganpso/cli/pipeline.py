@@ -9,6 +9,7 @@ from typing import Any
 
 from ganpso.classifier.config import TrainConfig
 from ganpso.cli.classifier import raw_config
+from ganpso.cli.parser import add_override_argument
 from ganpso.config import apply_overrides, read_yaml
 from ganpso.data.loading import locate_source
 from ganpso.errors import ConfigError
@@ -23,7 +24,6 @@ from ganpso.report.comparison_data import write_comparison_json
 PROFILES = ("smoke", "default", "gpu", "wide")
 REPORT_STEP = "report"  # after the stages: built from the run folder
 RUN_STEPS = (*STAGE_NAMES, REPORT_STEP)
-OVERRIDE_HELP = "override a config value, e.g. --set {example} (repeatable; default: none)"
 
 
 def add_pipeline_commands(commands: Any) -> None:
@@ -42,20 +42,13 @@ def add_run_command(commands: Any) -> None:
         + ". Each stage's output is kept in --out; a rerun resumes at the first unfinished "
         f"stage. {', '.join(ON_REQUEST)} runs only when asked for (--with, or `ganpso compare`). "
         "Profiles: smoke (minutes, a small subset), default (the real result on a 2-core CPU), "
-        "gpu (longer GAN and search).",
+        "gpu (longer GAN and search), wide (the gpu profile searching the training recipe too).",
     )
     run.add_argument("--profile", choices=PROFILES, help="built-in profile (default: default)")
     run.add_argument(
         "--config", type=Path, help="YAML run config instead of a profile (default: the profile)"
     )
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=OVERRIDE_HELP.format(example="search.iterations=2"),
-    )
+    add_override_argument(run, example="search.iterations=2")
     run.add_argument("--data", help="dataset (default: the profile's)")
     run.add_argument("--seed", type=int, help="seed of every stage (default: the profile's)")
     run.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the profile's)")
@@ -94,14 +87,7 @@ def add_search_command(commands: Any) -> None:
         type=Path,
         help="YAML search config, e.g. configs/search.yaml (default: built-in defaults)",
     )
-    search.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=OVERRIDE_HELP.format(example="iterations=2"),
-    )
+    add_override_argument(search, example="iterations=2")
     search.add_argument(
         "--train-config", type=Path, help="base classifier config (YAML) (default: built-in)"
     )
