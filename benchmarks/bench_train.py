@@ -4,11 +4,12 @@ Each row runs the real training step (augmentation, forward, loss, backward, SGD
 warm-up and reports images/s and utilisation: model FLOPs per image (forward + backward, counted
 by ``torch.utils.flop_counter``) x images/s over the matmul peak measured in the same run, in the
 row's precision (bf16 or fp32; the default row runs the recipe's precision as it resolves here).
-Levers measured, not guessed: precision and memory format, batch size, ``torch.compile``; a
-``torch.profiler`` table says where the default step's time goes, and the augmentation's own
-cost is timed apart. Writes ``results/benchmarks/train-<machine kind>.json``.
+Levers measured, not guessed: precision and memory format, batch size, ``torch.compile``, and
+model widths (``--widths``); a ``torch.profiler`` table says where the default step's time goes,
+and the augmentation's own cost is timed apart. Writes
+``results/benchmarks/train-<machine kind>.json``.
 
-    python benchmarks/bench_train.py
+    python benchmarks/bench_train.py --widths 40 48 64
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -136,12 +138,28 @@ def row(rate: float, flops: float, peak: float, **extra: float) -> dict:
     }
 
 
+def width_row(
+    config: TrainConfig, width: int, mode: str, device: torch.device, steps: int, peaks: dict
+) -> dict:
+    """The default step at another model width: wider layers do more arithmetic per byte moved."""
+    widened = replace(config, model=replace(config.model, width=width))
+    step = training_step(widened, mode, config.batch_size, device)
+    rate, _ = images_per_s(step, config.batch_size, steps)
+    flops = flops_per_image(widened)
+    result = row(rate, flops, peaks[MODES[mode][0]], gflop_per_image=round(flops / 1e9, 4))
+    print(f"width {width:4d}           {result}")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("configs/default.yaml"))
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile row")
+    parser.add_argument(
+        "--widths", nargs="*", type=int, default=[], help="also time these model widths"
+    )
     parser.add_argument("--out", type=Path, help="default: results/benchmarks/train-<kind>.json")
     args = parser.parse_args()
 
@@ -172,6 +190,10 @@ def main() -> None:
             rate, flops, default_peak, compile_and_warmup_s=round(warmup, 1)
         )
         print(f"torch.compile        {levers['torch.compile']}")
+    widths = {
+        str(width): width_row(config, width, default_mode, device, args.steps, peaks)
+        for width in args.widths
+    }
     default_step = training_step(config, default_mode, config.batch_size, device)
     default = modes[default_mode]
     result = {
@@ -188,6 +210,7 @@ def main() -> None:
         "modes": modes,
         "batch_sizes": batch_sizes,
         "levers": levers,
+        "widths": widths,
         "default_mode": default_mode,
         # without it bf16 is emulated: its "peak" and utilisation describe the emulation
         "native_bf16": native_bf16(device),

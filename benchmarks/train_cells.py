@@ -10,7 +10,8 @@ the running ones there (they resume next time). PrivateTest is never read here.
 
 After every finished cell ``OUT`` (JSON) is rewritten with one row per finished cell, and each
 cell's config, history and PublicTest metrics are copied to ``KEEP/<cell>/`` when ``--keep`` is
-given. ``--collect-only`` trains nothing.
+given; each new row names the machine kind that trained it (``machine_kind``), and ``machines``
+holds the facts of every kind that wrote ``OUT``. ``--collect-only`` trains nothing.
 
     python benchmarks/train_cells.py --configs configs/recipe/*.yaml --seeds 0 1 2 \
         --out results/recipe/cells.json --keep results/recipe/cells
@@ -30,7 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from machine import machine_facts
+from machine import machine_facts, machine_kind
 
 CELL_FILES = ("config.yaml", "history.jsonl", "metrics-PublicTest.json", "run.json")
 
@@ -84,16 +85,15 @@ def cell_row(name: str, config: Path, seed: int, folder: Path) -> dict:
 
 
 def collect(cells: list[tuple[Path, int]], args: argparse.Namespace) -> list[dict]:
-    """Rows of the finished cells; earlier rows of ``OUT`` for other cells stay."""
-    rows = {}
-    if args.out.exists():
-        rows = {row["cell"]: row for row in json.loads(args.out.read_text())["cells"]}
+    """Rows of the finished cells; rows already in ``OUT`` stay as they were written."""
+    rows = {row["cell"]: row for row in read_out(args.out).get("cells", [])}
     for config, seed in cells:
         name = cell_name(config, seed)
         folder = args.runs / name
-        if not (folder / "run.json").exists():
+        if name in rows or not (folder / "run.json").exists():
             continue
-        rows[name] = cell_row(name, config, seed, folder)
+        # stamped when collected, right after training: a cell's folder may outlive its machine
+        rows[name] = cell_row(name, config, seed, folder) | {"machine_kind": machine_kind()}
         if args.keep:
             (args.keep / name).mkdir(parents=True, exist_ok=True)
             for file in CELL_FILES:
@@ -101,11 +101,24 @@ def collect(cells: list[tuple[Path, int]], args: argparse.Namespace) -> list[dic
     return list(rows.values())
 
 
+def read_out(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def machines_seen(previous: dict) -> dict[str, dict]:
+    """Every machine kind that wrote ``OUT``, this one included: cells accumulate across them."""
+    machines = dict(previous.get("machines", {}))
+    if "machine" in previous:  # files written before cells named their machine kind
+        machines[previous["machine"]["kind"]] = previous["machine"]
+    facts = machine_facts()
+    return machines | {facts["kind"]: facts}
+
+
 def write_rows(rows: list[dict], args: argparse.Namespace) -> None:
     result = {
         "experiment": "full trainings, PublicTest only",
         "cells": sorted(rows, key=lambda row: row["cell"]),
-        "machine": machine_facts(),
+        "machines": machines_seen(read_out(args.out)),
         "command": "python " + " ".join(sys.argv),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
