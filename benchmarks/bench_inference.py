@@ -2,8 +2,9 @@
 
 Throughput: real PublicTest face crops in batches of 256, the predictor's default views (centre
 crop + mirror), through every engine: PyTorch fp32 and bf16 (BatchNorm folded, as the predictor
-runs; one unfolded row shows what folding buys), onnxruntime fp32, and onnxruntime int8
-(static quantisation calibrated on Training faces; its PublicTest accuracy beside fp32's).
+runs; one unfolded row shows what folding buys, one compiled row what ``torch.compile`` with
+frozen weights buys), onnxruntime fp32, and onnxruntime int8 (static quantisation calibrated
+on Training faces; its PublicTest accuracy beside fp32's).
 Utilisation = model FLOPs x faces/s over the matmul peak of the row's precision measured in the
 same run. Latency: one photo (scikit-image's astronaut, 512x512 RGB PNG) from bytes to
 probabilities, p50 and p95, and the default predictor's time split into decode, detection and
@@ -116,6 +117,15 @@ def unfolded(path: Path, precision: str) -> EmotionPredictor:
     return predictor
 
 
+def compiled(path: Path) -> EmotionPredictor:
+    """The bf16 predictor with its folded model compiled by inductor, the weights frozen as
+    constants it may prepack and fuse: the ``torch.compile`` lever's row."""
+    predictor = EmotionPredictor.from_pretrained(path, precision="bf16")
+    engine = predictor.engine
+    engine.model = torch.compile(engine.model, options={"freezing": True})
+    return predictor
+
+
 def mini_xception_rows(faces: np.ndarray, photo: bytes, repeats: int) -> dict[str, dict]:
     from ganpso.classifier.mini_xception import load_mini_xception, preprocess
 
@@ -185,6 +195,10 @@ def main() -> None:
         if fast == "bf16":
             predictors["ganpso torch bf16"] = (
                 EmotionPredictor.from_pretrained(args.model, precision="bf16"),
+                "bf16",
+            )
+            predictors["ganpso torch bf16, torch.compile with frozen weights"] = (
+                compiled(args.model),
                 "bf16",
             )
         rows: dict[str, dict] = {}

@@ -31,7 +31,7 @@ from ganpso.gan.checkpoint import load_discriminator, save_generator, write_gene
 from ganpso.gan.config import GanConfig
 from ganpso.gan.feature_scores import rare_class_ratios, ratios_over_draws
 from ganpso.gan.guidance import ClassifierGuide, gaussian_blur
-from ganpso.gan.loss import HingeLoss
+from ganpso.gan.loss import HingeLoss, mode_seeking_loss, paired_labels
 from ganpso.gan.memorisation import discriminator_memorisation
 from ganpso.gan.networks import STANDING_BATCH_SIZE, standing_statistics
 from ganpso.gan.sample import from_uint8
@@ -585,6 +585,52 @@ def test_truncation_draws_typical_faces_and_keeps_candidates_prefix_stable() -> 
     assert not np.array_equal(first, draw_candidates(generator, 1, 3, seed=0))
     with pytest.raises(ConfigError, match="synthetic.truncation"):
         TrainConfig.from_dict({"synthetic": {"truncation": 0}})
+
+
+def test_paired_labels_give_the_second_half_the_first_halfs_classes() -> None:
+    assert paired_labels(torch.tensor([3, 1, 4, 1, 5])).tolist() == [3, 1, 3, 1, 5]
+    assert paired_labels(torch.tensor([2, 6])).tolist() == [2, 2]
+
+
+def test_mode_seeking_loss_is_the_inverse_gap_ratio_and_pushes_pairs_apart() -> None:
+    generator = torch.Generator().manual_seed(0)
+    fake = (torch.rand(6, 1, 4, 4, generator=generator) * 2 - 1).requires_grad_(True)
+    z = torch.randn(6, 8, generator=generator)
+    image_gap = np.abs(fake.detach().numpy()[:3] - fake.detach().numpy()[3:]).mean()
+    latent_gap = np.abs(z.numpy()[:3] - z.numpy()[3:]).mean()
+    loss = mode_seeking_loss(fake, z)
+    assert loss.item() == pytest.approx(1 / (image_gap / latent_gap + 1e-5), rel=1e-5)
+    loss.backward()
+    # descending the loss moves each face away from its partner
+    step = -fake.grad
+    assert float((step[:3] * (fake[:3] - fake[3:]).detach()).sum()) > 0
+    assert mode_seeking_loss(fake * 0.5, z).item() > loss.item()  # closer faces cost more
+
+
+def test_diversity_term_joins_the_generators_loss_only() -> None:
+    def losses(weight: float) -> tuple[float, float]:
+        torch.manual_seed(0)
+        G, D = Generator(z_dim=16, width=4), Discriminator(width=4)
+        strength = AdaptiveStrength(0.6, 1000)
+        rng = torch.Generator().manual_seed(0)
+        loss = HingeLoss(G, D, strength, torch.device("cpu"), "fp32", rng, diversity_weight=weight)
+        y, z = torch.tensor([0, 1, 2, 3, 4, 5]), torch.randn(6, 16)
+        real = torch.rand(6, 1, 48, 48) * 2 - 1
+        d = loss.discriminator_phase(real, y, z).loss.item()
+        return d, loss.generator_phase(y, z).loss.item()
+
+    plain, diverse = losses(0.0), losses(1.0)
+    assert diverse[0] == plain[0]
+    assert diverse[1] > plain[1]  # the term is positive
+
+
+def test_training_with_the_diversity_term_runs(tmp_path) -> None:
+    config = tiny_config(steps=2, diversity_weight=1.0, log_every=2)
+    GanTrainer(config, tmp_path, log=lambda _: None).fit(tiny_dataset(per_class=3)["Training"])
+    (row,) = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert np.isfinite(row["gan/loss_g"])
+    with pytest.raises(ConfigError, match="diversity_weight"):
+        GanTrainer(tiny_config(diversity_weight=-1.0), tmp_path / "bad", log=lambda _: None)
 
 
 def test_r1_penalty_is_the_squared_gradient_norm_at_the_real_faces() -> None:

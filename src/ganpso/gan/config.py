@@ -34,6 +34,9 @@ class GanConfig(YamlConfig):
     # evidence that survives a blur, not fine detail that fools one classifier without teaching
     # another; 0: off
     guide_blur: float = bounded(0.0, ge=0, le=8)
+    # weight of the mode-seeking term (gan.loss): faces of one class drawn from distant latents
+    # are pushed apart, against a generator that draws few faces per class; 0: off
+    diversity_weight: float = bounded(0.0, ge=0, le=1000)
     steps: int = bounded(10_000, ge=1, le=100_000_000)
     # stop (and save) early when this is reached
     time_limit_minutes: float | None = bounded(None, gt=0)

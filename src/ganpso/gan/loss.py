@@ -3,10 +3,14 @@
 L_D = E[relu(1 - D(aug(x), y))] + E[relu(1 + D(aug(G(z, y)), y))] + a * CE(C(aug(x)), y)
       [+ gamma / 2 * E||grad D(aug(x), y)||^2, the R1 penalty, every few steps]
 L_G = -E[D(aug(G(z, y)), y)] + a * CE(C(aug(G(z, y))), y) [+ w * CE(f(G(z, y)), y)]
+      [+ m / (E|G(z1, y) - G(z2, y)| / E|z1 - z2| + eps), the mode-seeking term]
 
 ``C`` is D's auxiliary class head and ``a`` the ``ac_weight``. The head learns from real images
 only, so it cannot learn to label G's mistakes. ``f`` is an optional frozen classifier trained
-on the real faces (``gan.guidance``) and ``w`` its ``guide_weight``.
+on the real faces (``gan.guidance``) and ``w`` its ``guide_weight``. The mode-seeking term
+(MSGAN, Mao et al., 2019), weighted by ``m``, pairs the generator's batch into two halves of the
+same classes and rewards faces that differ as much as their latents do: a conditional generator
+otherwise tends to draw few faces per class.
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ class HingeLoss:
         ac_weight: float = 0.0,
         guide: ClassifierGuide | None = None,
         guide_weight: float = 0.0,
+        diversity_weight: float = 0.0,
     ) -> None:
         self.G, self.D, self.strength = generator, discriminator, strength
         self.device, self.precision, self.aug_generator = device, precision, aug_generator
         self.ac_weight = ac_weight
         self.guide, self.guide_weight = guide, guide_weight
+        self.diversity_weight = diversity_weight
 
     def run_D(
         self, images: torch.Tensor, labels: torch.Tensor
@@ -79,10 +85,28 @@ class HingeLoss:
         return gradient.float().square().sum(dim=(1, 2, 3)).mean()
 
     def generator_phase(self, labels: torch.Tensor, z: torch.Tensor) -> PhaseResult:
+        if self.diversity_weight:
+            labels = paired_labels(labels)
         with autocast(self.device, self.precision):
             fake = self.G(z, labels).float()
         scores, logits = self.run_D(fake, labels)
         loss = -scores.mean() + self.class_loss(logits, labels)
         if self.guide is not None and self.guide_weight:
             loss = loss + self.guide_weight * self.guide.loss(fake, labels)
+        if self.diversity_weight:
+            loss = loss + self.diversity_weight * mode_seeking_loss(fake, z)
         return PhaseResult(loss)
+
+
+def paired_labels(labels: torch.Tensor) -> torch.Tensor:
+    """The second half of the batch takes the first half's classes: face i pairs with i + n/2."""
+    half = len(labels) // 2
+    return torch.cat([labels[:half], labels[:half], labels[2 * half :]])
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN's term: the inverse of how far paired faces lie apart per unit of latent distance."""
+    half = len(fake) // 2
+    image_gap = (fake[:half] - fake[half : 2 * half]).abs().mean()
+    latent_gap = (z[:half] - z[half : 2 * half]).abs().mean()
+    return 1 / (image_gap / latent_gap + eps)

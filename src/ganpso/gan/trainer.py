@@ -84,6 +84,7 @@ class GanTrainer:
             config.ac_weight,
             guide=self.load_guide(),
             guide_weight=config.guide_weight,
+            diversity_weight=config.diversity_weight,
         )
         self.step = 0
         self.rollbacks = 0
