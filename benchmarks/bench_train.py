@@ -32,6 +32,7 @@ from ganpso.classifier.config import TrainConfig
 from ganpso.classifier.models import build_model, count_parameters
 from ganpso.device import (
     autocast,
+    bf16_speedup,
     describe_device,
     native_bf16,
     resolve_device,
@@ -214,6 +215,10 @@ def main() -> None:
         "default_mode": default_mode,
         # without it bf16 is emulated: its "peak" and utilisation describe the emulation
         "native_bf16": native_bf16(device),
+        # the probe ``precision: auto`` consults on CPUs with AVX512-BF16 and no AMX
+        "bf16_probe_speedup": (
+            round(bf16_speedup(), 2) if device.type == "cpu" and native_bf16(device) else None
+        ),
         "speedup_default_vs_fp32": round(
             default["images_per_s"] / modes["fp32"]["images_per_s"], 2
         ),

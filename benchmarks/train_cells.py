@@ -81,6 +81,7 @@ def cell_row(name: str, config: Path, seed: int, folder: Path) -> dict:
         "train_seconds": run["train_seconds"],
         "wall_seconds": run["wall_seconds"],
         "device": run["device"],
+        "precision": run.get("precision"),  # absent from records written before it was kept
     }
 
 

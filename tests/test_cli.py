@@ -33,7 +33,8 @@ def test_train_then_evaluate_both_splits(tmp_path, kaggle_zip, capsys) -> None:
     assert public["split"] == "PublicTest" and public["n"] == 21
     assert public["command"].startswith("ganpso train")
     assert (run / "confusion-PublicTest.png").stat().st_size > 0
-    assert json.loads((run / "run.json").read_text())["device"].startswith("cpu")
+    record = json.loads((run / "run.json").read_text())
+    assert record["device"].startswith("cpu") and record["precision"] == "fp32"
 
     assert main(["evaluate", str(run), "--split", "PrivateTest", "--device", "cpu"]) == 0
     private = json.loads((run / "metrics-PrivateTest.json").read_text())

@@ -95,7 +95,7 @@ def run_train(args: argparse.Namespace, command: str) -> int:
 
     from ganpso.classifier import build_model
     from ganpso.data import load_dataset
-    from ganpso.device import describe_device, resolve_device
+    from ganpso.device import describe_device, resolve_device, resolve_precision
     from ganpso.pipeline.evaluation import evaluate_public
     from ganpso.pipeline.training import train_classifier
 
@@ -130,7 +130,10 @@ def run_train(args: argparse.Namespace, command: str) -> int:
     if config.init:
         report_fine_tuning(config, dataset, out, command)
     wall = time.perf_counter() - started
-    write_run_record(out / "run.json", command, describe_device(device), wall, result.seconds)
+    precision = resolve_precision(config.precision, device)
+    write_run_record(
+        out / "run.json", command, describe_device(device), wall, result.seconds, precision
+    )
     print(
         f"best epoch {result.best_epoch}: PublicTest accuracy {report['accuracy']:.4f}, "
         f"macro-F1 {report['macro']['f1']:.4f} (TTA={config.tta}); training {result.seconds:.0f}s; "
@@ -171,8 +174,9 @@ def report_fine_tuning(config: TrainConfig, dataset: Any, out: Path, command: st
 
 
 def write_run_record(
-    path: Path, command: str, device: str, wall: float, train_seconds: float
+    path: Path, command: str, device: str, wall: float, train_seconds: float, precision: str
 ) -> None:
+    """``precision``: what the run computed in (``auto`` resolved on its machine)."""
     import torch
 
     from ganpso.metrics import write_json
@@ -181,6 +185,7 @@ def write_run_record(
         {
             "command": command,
             "device": device,
+            "precision": precision,
             "wall_seconds": round(wall, 1),
             "train_seconds": round(train_seconds, 1),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -147,7 +147,7 @@ def run_gan_command(args: argparse.Namespace, command: str) -> int:
 
 def run_gan_train(args: argparse.Namespace, command: str) -> int:
     from ganpso.data import load_dataset
-    from ganpso.device import describe_device
+    from ganpso.device import describe_device, resolve_precision
     from ganpso.gan import GanTrainer
     from ganpso.gan.config import GanConfig
     from ganpso.gan.trainer import resume_config
@@ -164,6 +164,7 @@ def run_gan_train(args: argparse.Namespace, command: str) -> int:
         describe_device(trainer.device),
         time.perf_counter() - started,
         result["seconds"],
+        resolve_precision(config.precision, trainer.device),
     )
     minutes = result["seconds"] / 60
     print(f"{result['steps']} steps in {minutes:.1f} min; samples: {args.out}/samples.png")
