@@ -107,7 +107,7 @@ class TrainConfig(YamlConfig):
     # a .safetensors classifier to start from (fine-tuning); its model section must equal ours
     init: str | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    # autocast dtype of forward passes; auto: bf16 where the hardware has it, else fp32
+    # autocast dtype of forward passes; auto: bf16 where it is faster than fp32 (ganpso.device)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     channels_last: bool = True
     epochs: int = bounded(35, ge=1, le=100_000)

@@ -63,7 +63,7 @@ class GanConfig(YamlConfig):
     ada_speed_images: int = bounded(100_000, ge=1)  # images for p to move by 1
     seed: int = bounded(0, ge=0)
     device: str = "auto"
-    # autocast dtype of forward passes; auto: bf16 where the hardware has it, else fp32
+    # autocast dtype of forward passes; auto: bf16 where it is faster than fp32 (ganpso.device)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     num_threads: int | None = bounded(None, ge=1, le=1024)
     log_every: int = bounded(100, ge=1)
