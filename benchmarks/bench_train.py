@@ -215,7 +215,8 @@ def main() -> None:
         "default_mode": default_mode,
         # without it bf16 is emulated: its "peak" and utilisation describe the emulation
         "native_bf16": native_bf16(device),
-        # the probe ``precision: auto`` consults on CPUs with AVX512-BF16 and no AMX
+        # the probe ``precision: auto`` consults on CPUs with AVX512-BF16 and no AMX (recorded
+        # wherever bf16 is native, for comparison)
         "bf16_probe_speedup": (
             round(bf16_speedup(), 2) if device.type == "cpu" and native_bf16(device) else None
         ),
