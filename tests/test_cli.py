@@ -1,9 +1,11 @@
 import json
 
+import numpy as np
 import pytest
 
 from factories import write_kaggle_zip
 from ganpso.cli import main
+from ganpso.pipeline.folders import read_predictions
 
 TINY = [
     "--set",
@@ -40,6 +42,11 @@ def test_train_then_evaluate_both_splits(tmp_path, kaggle_zip, capsys) -> None:
     private = json.loads((run / "metrics-PrivateTest.json").read_text())
     assert private["split"] == "PrivateTest" and private["n"] == 21
     assert "macro" in capsys.readouterr().out.lower()
+    # the per-image predictions a paired test reads, in the comparison's own format
+    y_true, y_pred = read_predictions(run)
+    assert len(y_true) == 21 and np.mean(y_true == y_pred) == pytest.approx(private["accuracy"])
+    with np.load(run / "predictions-PrivateTest.npz") as saved:
+        assert saved["probs"].shape == (21, 7) and np.array_equal(saved["probs"].argmax(1), y_pred)
 
     # PrivateTest is touched once: a second look is refused unless forced
     assert main(["evaluate", str(run), "--split", "PrivateTest", "--device", "cpu"]) == 2

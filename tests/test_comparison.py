@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from ganpso.classifier.evaluation import write_predictions
 from ganpso.emotions import EMOTIONS
 from ganpso.metrics import bootstrap_ci, build_metrics_report, classification_metrics, write_json
 from ganpso.metrics.statistics import METRICS, pooled_ci
@@ -11,7 +12,6 @@ from ganpso.pipeline.folders import (
     Cell,
     load_cells,
     write_cell_record,
-    write_predictions,
 )
 from ganpso.report.summary import metric_value, paired_test, per_class_means, summarise
 from ganpso.report.tables import markdown_table, per_class_table

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ganpso.classifier.evaluation import write_predictions
 from ganpso.emotions import EMOTIONS
 from ganpso.metrics import build_metrics_report, write_json
-from ganpso.pipeline.folders import PRIVATE_METRICS_FILE, write_cell_record, write_predictions
+from ganpso.pipeline.folders import PRIVATE_METRICS_FILE, write_cell_record
 from ganpso.report import write_report
 
 METHODS = {"cnn": 0.5, "ganpso": 0.7, "hog-svm": 0.3, "oversample": 0.6}

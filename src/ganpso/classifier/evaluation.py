@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ganpso.classifier.checkpoint import ClassifierCheckpoint
@@ -52,6 +53,28 @@ def evaluate_checkpoint(
 def metrics_file(split: str) -> str:
     """The name of a model folder's evaluation on ``split``."""
     return f"metrics-{split}.json"
+
+
+def predictions_file(split: str) -> str:
+    """The name of a model folder's predictions on ``split``, which paired tests read."""
+    return f"predictions-{split}.npz"
+
+
+def write_predictions(
+    folder: Path,
+    y_true: Any,
+    y_pred: Any,
+    probs: np.ndarray | None = None,
+    split: str = "PrivateTest",
+) -> Path:
+    """Save int64 ``y_true`` and ``y_pred`` in image order, and float32 ``probs`` ``(N, K)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"y_true": np.asarray(y_true, np.int64), "y_pred": np.asarray(y_pred, np.int64)}
+    if probs is not None:
+        arrays["probs"] = np.asarray(probs, np.float32)
+    path = folder / predictions_file(split)
+    np.savez_compressed(path, **arrays)
+    return path
 
 
 def write_evaluation(report: dict[str, Any], out_dir: Path) -> Path:

@@ -157,7 +157,7 @@ def report_fine_tuning(config: TrainConfig, dataset: Any, out: Path, command: st
     scores = {}
     for name, path in (("before", Path(config.init or "")), ("after", out / "best.safetensors")):
         predictor = EmotionPredictor.from_pretrained(path, tta=config.tta)
-        scores[name] = score_faces(
+        scores[name], _ = score_faces(
             predictor, dataset[held_out], held_out, source=config.data.source, command=command
         )
     from ganpso.cli.evaluation import split_note

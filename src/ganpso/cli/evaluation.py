@@ -25,7 +25,8 @@ def add_evaluation_commands(commands: Any) -> None:
         "an official split is scored whole unless --split asks for one part of the seeded "
         "80/10/10 split. Macro measures average over the classes that have images. Writes "
         "metrics-<split>.json (accuracy, precision, recall, F1, G-measure, G-mean, per class, "
-        "bootstrap 95% intervals) and confusion-<split>.png into --out.",
+        "bootstrap 95% intervals), confusion-<split>.png and predictions-<split>.npz (labels, "
+        "predictions and probabilities in image order, for paired tests) into --out.",
     )
     evaluate.add_argument(
         "model", type=Path, nargs="?", help="run folder, .safetensors or .onnx (default: bundled)"
@@ -117,7 +118,7 @@ def run_calibrate(args: argparse.Namespace, command: str) -> int:
 
 
 def run_evaluate(args: argparse.Namespace, command: str) -> int:
-    from ganpso.classifier.evaluation import write_evaluation
+    from ganpso.classifier.evaluation import write_evaluation, write_predictions
     from ganpso.data import load_dataset
     from ganpso.device import describe_device, resolve_device
     from ganpso.inference import EmotionPredictor
@@ -141,7 +142,7 @@ def run_evaluate(args: argparse.Namespace, command: str) -> int:
             "it is touched once, for the final report (pass --force to evaluate it again)"
         )
     faces = dataset.whole() if split == "all" else dataset[split]
-    report = score_faces(
+    report, probs = score_faces(
         predictor,
         faces,
         split,
@@ -153,6 +154,7 @@ def run_evaluate(args: argparse.Namespace, command: str) -> int:
     )
     out.mkdir(parents=True, exist_ok=True)
     path = write_evaluation(report, out)
+    write_predictions(out, faces.labels, probs.argmax(1), probs, split=split)
     print(format_metrics_table(report))
     print(f"{report['n']} faces, {report['faces']}; {report['split_note']}")
     print(f"macro measures over {len(report['macro_classes'])} classes present: "

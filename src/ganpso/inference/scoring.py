@@ -6,13 +6,15 @@ classes that have images (a user's folder often lacks some), and the report name
 
 Example:
     >>> predictor = EmotionPredictor.from_pretrained()  # doctest: +SKIP
-    >>> report = score_faces(predictor, faces, "all", source="my-faces/")  # doctest: +SKIP
+    >>> report, probs = score_faces(predictor, faces, "all", source="my-faces/")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+import numpy as np
 
 from ganpso.data import Split
 from ganpso.emotions import EMOTIONS
@@ -33,8 +35,9 @@ def score_faces(
     command: str = "",
     device: str = "cpu",
     seed: int = 0,
-) -> dict[str, Any]:
-    """The ``metrics.json`` report of ``predictor`` on ``faces`` (bootstrap CIs seeded)."""
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The ``metrics.json`` report of ``predictor`` on ``faces`` (bootstrap CIs seeded) and the
+    ``(N, K)`` probabilities it was computed from."""
     if tuple(predictor.classes) != EMOTIONS:
         raise DataError(
             f"{predictor.model_path}: the model's classes {list(predictor.classes)} are not the "
@@ -55,7 +58,7 @@ def score_faces(
         seed=seed,
         present_only=True,
     )
-    return {
+    described = {
         **report,
         "source": source,
         "model": str(predictor.model_path),
@@ -63,3 +66,4 @@ def score_faces(
         "faces": FACES_TAKEN_WHOLE,
         "tta": predictor.tta,
     }
+    return described, probs

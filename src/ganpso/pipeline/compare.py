@@ -33,7 +33,7 @@ import torch
 
 from ganpso.classifier.classic import ClassicConfig, fit_classic
 from ganpso.classifier.config import TrainConfig
-from ganpso.classifier.evaluation import write_evaluation
+from ganpso.classifier.evaluation import write_evaluation, write_predictions
 from ganpso.classifier.mini_xception import load_mini_xception, preprocess
 from ganpso.data import FerDataset, load_dataset
 from ganpso.device import describe_device, resolve_device
@@ -56,7 +56,6 @@ from ganpso.pipeline.folders import (
     replaced_folder,
     stage_done,
     write_cell_record,
-    write_predictions,
 )
 from ganpso.pipeline.rerun import RUNTIME_KEYS
 from ganpso.pipeline.run import RunContext, execute, gan_recipe, run_stage, stage_named

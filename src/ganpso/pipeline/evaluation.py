@@ -13,13 +13,13 @@ from typing import Any
 
 from ganpso.classifier.checkpoint import load_classifier
 from ganpso.classifier.config import TrainConfig
-from ganpso.classifier.evaluation import evaluate_checkpoint, write_evaluation
+from ganpso.classifier.evaluation import evaluate_checkpoint, write_evaluation, write_predictions
 from ganpso.classifier.training import predict_proba
 from ganpso.data import FerDataset
 from ganpso.device import describe_device, resolve_device
 from ganpso.errors import ConfigError
 from ganpso.metrics import build_metrics_report
-from ganpso.pipeline.folders import CONFIG_FILE, PRIVATE_METRICS_FILE, write_predictions
+from ganpso.pipeline.folders import CONFIG_FILE, PRIVATE_METRICS_FILE
 
 CHECKPOINT_FILE = "best.safetensors"
 

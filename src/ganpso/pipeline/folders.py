@@ -9,7 +9,8 @@
     RUN/report/                         report.md, report.html and their figures
     MODEL/history.jsonl                 one row per epoch (written by ``classifier.training``)
     MODEL/metrics-<split>.json          an evaluation (written by ``classifier.evaluation``)
-    MODEL/predictions-PrivateTest.npz   y_true, y_pred (int64, test-image order), probs if kept
+    MODEL/predictions-<split>.npz       y_true, y_pred (int64, test-image order), probs if kept
+                                        (written by ``classifier.evaluation``)
     CELLS/<method>/seed<k>/cell.json    a finished comparison cell: device, seconds, recipe
 
 A *cell* is one finished (method, seed) evaluation: its PrivateTest metrics, its predictions on
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ganpso.classifier.config import TrainConfig
-from ganpso.classifier.evaluation import metrics_file
+from ganpso.classifier.evaluation import metrics_file, predictions_file
 from ganpso.config import read_yaml, write_yaml
 from ganpso.errors import ConfigError
 from ganpso.files import read_jsonl
@@ -46,7 +47,7 @@ BEST_CONFIG_FILE = "best-config.yaml"
 REPLACED_DIR, REPORT_DIR = "replaced", "report"
 HISTORY_FILE = "history.jsonl"
 PRIVATE_METRICS_FILE = metrics_file("PrivateTest")
-PREDICTIONS_FILE = "predictions-PrivateTest.npz"
+PREDICTIONS_FILE = predictions_file("PrivateTest")
 CELL_FILE = "cell.json"
 
 
@@ -121,17 +122,6 @@ def write_best_config(config: TrainConfig, search_dir: Path) -> None:
 def read_history(folder: Path) -> list[dict[str, Any]]:
     """A training's rows, one per epoch (``seconds``, ``val/macro_f1``, ...)."""
     return read_jsonl(folder / HISTORY_FILE)
-
-
-def write_predictions(
-    folder: Path, y_true: Any, y_pred: Any, probs: np.ndarray | None = None
-) -> None:
-    """Save the predictions file (int64 ``y_true`` and ``y_pred``, float32 ``probs`` ``(N, K)``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {"y_true": np.asarray(y_true, np.int64), "y_pred": np.asarray(y_pred, np.int64)}
-    if probs is not None:
-        arrays["probs"] = np.asarray(probs, np.float32)
-    np.savez_compressed(folder / PREDICTIONS_FILE, **arrays)
 
 
 def read_predictions(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ganpso.classifier.checkpoint import load_classifier
 from ganpso.classifier.config import TrainConfig
-from ganpso.classifier.evaluation import write_evaluation
+from ganpso.classifier.evaluation import write_evaluation, write_predictions
 from ganpso.classifier.training import predict_proba
 from ganpso.data import FerDataset
 from ganpso.device import describe_device, resolve_device
@@ -38,7 +38,7 @@ from ganpso.files import write_json_atomic
 from ganpso.metrics import build_metrics_report, classification_metrics, read_json
 from ganpso.metrics.fitness import fitness, measures_of
 from ganpso.pipeline.evaluation import CHECKPOINT_FILE
-from ganpso.pipeline.folders import CONFIG_FILE, PRIVATE_METRICS_FILE, write_predictions
+from ganpso.pipeline.folders import CONFIG_FILE, PRIVATE_METRICS_FILE
 from ganpso.pipeline.rescore import RESCORE_DIR, RESCORE_FILE
 
 ENSEMBLE_FILE = "ensemble.json"

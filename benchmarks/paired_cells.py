@@ -1,0 +1,129 @@
+"""Two recipes' trained cells paired by seed on PrivateTest: is A better than B, beyond noise?
+
+Each arm is ``NAME=PATTERN``, the pattern a cell folder with ``{seed}`` in it. A cell folder holds
+its one PrivateTest evaluation, ``metrics-PrivateTest.json`` and ``predictions-PrivateTest.npz``
+(both written by ``ganpso evaluate RUN --split PrivateTest``). For each measure the JSON has the
+seed-averaged difference A - B with the paired bootstrap over the test images (95 % interval,
+p), the paired t-test over seeds with its 95 % t interval of the per-seed differences, and every
+seed's two values. A seed's two cells must come from one machine kind and precision (a machine
+moves a cell as much as a seed does): each pair's ``device`` and ``precision`` are recorded and
+a pair that differs is refused.
+
+    python benchmarks/paired_cells.py \
+        --a gan_fixed=results/recipe/cells-cpu/gan-fixed-s{seed} \
+        --b cnn=results/recipe/machine-check/cells/minimal-regularisation-s{seed} \
+        --seeds 0 1 --out results/gan/downstream.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ganpso.metrics.statistics import metric_of
+from ganpso.pipeline.folders import Cell, load_cell
+from ganpso.report.comparison_data import GAN_EFFECT_METRICS, test_record
+
+CELL_FILES = ("metrics-PrivateTest.json", "predictions-PrivateTest.npz", "run.json")
+
+
+def parse_arm(text: str) -> tuple[str, str]:
+    name, sep, pattern = text.partition("=")
+    if not sep or "{seed}" not in pattern:
+        raise SystemExit(f"--a/--b {text!r}: expected NAME=PATTERN with {{seed}} in the pattern")
+    return name, pattern
+
+
+def load_arm(name: str, pattern: str, seeds: list[int]) -> list[Cell]:
+    cells = []
+    for seed in seeds:
+        folder = Path(pattern.format(seed=seed))
+        missing = [f for f in CELL_FILES if not (folder / f).exists()]
+        if missing:
+            raise SystemExit(
+                f"{folder}: no {', '.join(missing)} (run `ganpso evaluate RUN --split "
+                "PrivateTest` on the trained cell and copy its PrivateTest files here)"
+            )
+        cells.append(load_cell(folder, name, seed))
+        cells[-1].run = json.loads((folder / "run.json").read_text())
+    return cells
+
+
+def machine_of(cell: Cell) -> dict[str, str]:
+    return {"device": cell.run.get("device", "?"), "precision": cell.run.get("precision", "?")}
+
+
+def check_pairs(arm_a: list[Cell], arm_b: list[Cell]) -> None:
+    for a, b in zip(arm_a, arm_b, strict=True):
+        if machine_of(a) != machine_of(b):
+            raise SystemExit(
+                f"seed {a.seed}: {a.method} ran on {machine_of(a)}, {b.method} on "
+                f"{machine_of(b)}; pair cells trained on one machine kind and precision"
+            )
+
+
+def seed_interval(differences: np.ndarray) -> list[float] | None:
+    """95 % t interval of the mean per-seed difference (None below two seeds)."""
+    if len(differences) < 2:
+        return None
+    half = stats.t.ppf(0.975, len(differences) - 1) * differences.std(ddof=1)
+    half /= np.sqrt(len(differences))
+    return [round(float(differences.mean() - half), 4), round(float(differences.mean() + half), 4)]
+
+
+def measure_record(arm_a: list[Cell], arm_b: list[Cell], name: str, n_boot: int) -> dict:
+    values_a = np.array([metric_of(c.y_true, c.y_pred, name) for c in arm_a])
+    values_b = np.array([metric_of(c.y_true, c.y_pred, name) for c in arm_b])
+    return {
+        **test_record(arm_a, arm_b, name, n_boot),
+        "seed_ci": seed_interval(values_a - values_b),
+        "per_seed": [
+            {"seed": a.seed, "a": round(float(va), 4), "b": round(float(vb), 4)}
+            for a, va, vb in zip(arm_a, values_a, values_b, strict=True)
+        ],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", required=True, help="NAME=PATTERN of the arm tested")
+    parser.add_argument("--b", required=True, help="NAME=PATTERN of the control arm")
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--n-boot", type=int, default=2000)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    (name_a, pattern_a), (name_b, pattern_b) = parse_arm(args.a), parse_arm(args.b)
+    arm_a = load_arm(name_a, pattern_a, args.seeds)
+    arm_b = load_arm(name_b, pattern_b, args.seeds)
+    check_pairs(arm_a, arm_b)
+    tests = [measure_record(arm_a, arm_b, name, args.n_boot) for name in GAN_EFFECT_METRICS]
+    result: dict[str, Any] = {
+        "a": {"method": name_a, "cells": pattern_a},
+        "b": {"method": name_b, "cells": pattern_b},
+        "seeds": args.seeds,
+        "machines": {str(a.seed): machine_of(a) for a in arm_a},
+        "split": "PrivateTest",
+        "tests": tests,
+        "command": "python " + " ".join(sys.argv),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    for test in tests:
+        print(
+            f"{test['metric']:>16}: {name_a} - {name_b} = {test['diff']:+.4f} "
+            f"(images {test['ci']}, p {test['p']}; seeds {test['seed_ci']}, p {test['p_ttest']})"
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
