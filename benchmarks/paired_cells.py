@@ -1,13 +1,15 @@
 """Two recipes' trained cells paired by seed on PrivateTest: is A better than B, beyond noise?
 
 Each arm is ``NAME=PATTERN``, the pattern a cell folder with ``{seed}`` in it. A cell folder holds
-its one PrivateTest evaluation, ``metrics-PrivateTest.json`` and ``predictions-PrivateTest.npz``
-(both written by ``ganpso evaluate RUN --split PrivateTest``). For each measure the JSON has the
-seed-averaged difference A - B with the paired bootstrap over the test images (95 % interval,
-p), the paired t-test over seeds with its 95 % t interval of the per-seed differences, and every
-seed's two values. A seed's two cells must come from one machine kind and precision (a machine
-moves a cell as much as a seed does): each pair's ``device`` and ``precision`` are recorded and
-a pair that differs is refused.
+its ``run.json`` and its one PrivateTest evaluation, ``metrics-PrivateTest.json`` and, where it
+was kept, ``predictions-PrivateTest.npz`` (both written by ``ganpso evaluate RUN --split
+PrivateTest``, or by ``train_cells.py --final-split PrivateTest``). For each measure the JSON has
+``seeds``: the mean per-seed difference A - B, its 95 % t interval and the paired t-test (>= 3
+seeds), every seed's two values read from the confusion matrices; and ``images``: the paired
+bootstrap over the test images of the seed-averaged difference (95 % interval, p), over the
+seeds whose two cells both kept their predictions (``null`` when none did). A seed's two cells
+must come from one machine kind and precision (a machine moves a cell as much as a seed does):
+each pair's ``device`` and ``precision`` are recorded and a pair that differs is refused.
 
     python benchmarks/paired_cells.py \
         --a gan_fixed=results/recipe/cells-cpu/gan-fixed-s{seed} \
@@ -27,11 +29,12 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ganpso.metrics.statistics import metric_of
+from ganpso.metrics.statistics import metric_from_matrices
 from ganpso.pipeline.folders import Cell, load_cell
-from ganpso.report.comparison_data import GAN_EFFECT_METRICS, test_record
+from ganpso.report.comparison_data import GAN_EFFECT_METRICS
+from ganpso.report.summary import paired_test
 
-CELL_FILES = ("metrics-PrivateTest.json", "predictions-PrivateTest.npz", "run.json")
+CELL_FILES = ("metrics-PrivateTest.json", "run.json")
 
 
 def parse_arm(text: str) -> tuple[str, str]:
@@ -49,7 +52,7 @@ def load_arm(name: str, pattern: str, seeds: list[int]) -> list[Cell]:
         if missing:
             raise SystemExit(
                 f"{folder}: no {', '.join(missing)} (run `ganpso evaluate RUN --split "
-                "PrivateTest` on the trained cell and copy its PrivateTest files here)"
+                "PrivateTest` on the trained cell and copy its run.json and PrivateTest files here)"
             )
         cells.append(load_cell(folder, name, seed))
         cells[-1].run = json.loads((folder / "run.json").read_text())
@@ -78,16 +81,46 @@ def seed_interval(differences: np.ndarray) -> list[float] | None:
     return [round(float(differences.mean() - half), 4), round(float(differences.mean() + half), 4)]
 
 
-def measure_record(arm_a: list[Cell], arm_b: list[Cell], name: str, n_boot: int) -> dict:
-    values_a = np.array([metric_of(c.y_true, c.y_pred, name) for c in arm_a])
-    values_b = np.array([metric_of(c.y_true, c.y_pred, name) for c in arm_b])
+def seed_value(cell: Cell, name: str) -> float:
+    """``name`` of one cell, from the confusion matrix its metrics report keeps."""
+    return float(metric_from_matrices(np.asarray(cell.metrics["confusion_matrix"]), name))
+
+
+def seeds_record(arm_a: list[Cell], arm_b: list[Cell], name: str) -> dict:
+    values_a = np.array([seed_value(cell, name) for cell in arm_a])
+    values_b = np.array([seed_value(cell, name) for cell in arm_b])
+    differences = values_a - values_b
+    enough = len(differences) >= 3  # the package's paired t convention
     return {
-        **test_record(arm_a, arm_b, name, n_boot),
-        "seed_ci": seed_interval(values_a - values_b),
+        "diff": round(float(differences.mean()), 4),
+        "ci": seed_interval(differences),
+        "p_ttest": round(float(stats.ttest_rel(values_a, values_b).pvalue), 4) if enough else None,
         "per_seed": [
             {"seed": a.seed, "a": round(float(va), 4), "b": round(float(vb), 4)}
             for a, va, vb in zip(arm_a, values_a, values_b, strict=True)
         ],
+    }
+
+
+def images_record(arm_a: list[Cell], arm_b: list[Cell], name: str, n_boot: int) -> dict | None:
+    pairs = [(a, b) for a, b in zip(arm_a, arm_b, strict=True) if a.has_predictions]
+    pairs = [(a, b) for a, b in pairs if b.has_predictions]
+    if not pairs:
+        return None
+    result = paired_test([a for a, _ in pairs], [b for _, b in pairs], name, n_boot=n_boot)
+    return {
+        "seeds": [a.seed for a, _ in pairs],
+        "diff": round(result.difference, 4),
+        "ci": [round(result.ci95[0], 4), round(result.ci95[1], 4)],
+        "p": round(result.p_bootstrap, 4),
+    }
+
+
+def measure_record(arm_a: list[Cell], arm_b: list[Cell], name: str, n_boot: int) -> dict:
+    return {
+        "metric": name,
+        "seeds": seeds_record(arm_a, arm_b, name),
+        "images": images_record(arm_a, arm_b, name, n_boot),
     }
 
 
@@ -117,9 +150,11 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for test in tests:
+        seeds, images = test["seeds"], test["images"] or {}
         print(
-            f"{test['metric']:>16}: {name_a} - {name_b} = {test['diff']:+.4f} "
-            f"(images {test['ci']}, p {test['p']}; seeds {test['seed_ci']}, p {test['p_ttest']})"
+            f"{test['metric']:>16}: {name_a} - {name_b} = {seeds['diff']:+.4f} over seeds "
+            f"(t interval {seeds['ci']}, p {seeds['p_ttest']}); images of seeds "
+            f"{images.get('seeds')}: {images.get('diff')} {images.get('ci')}, p {images.get('p')}"
         )
     print(f"wrote {args.out}")
     return 0

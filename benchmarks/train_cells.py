@@ -6,7 +6,11 @@ rerunning the same command after a crash, a deadline or at the next session (or 
 machine, with only the committed ``OUT``) goes on where it stopped. Cells run in
 ``--workers`` processes at once (a GPU or a many-core machine; on 2 cores one at a time is as
 fast), each with ``--threads`` CPU threads; ``--deadline-s`` starts no cell after it and stops
-the running ones there (they resume next time). PrivateTest is never read here.
+the running ones there (they resume next time). PrivateTest is never read here, except with
+``--final-split PrivateTest`` for arms already chosen (a paired test of two fixed recipes): each
+cell is then evaluated on it once, right after it trains, and its metrics and per-image
+predictions are kept with the cell, so the one evaluation outlives the checkpoint; the rows
+stay PublicTest-only.
 
 After every finished cell ``OUT`` (JSON) is rewritten with one row per finished cell, and each
 cell's config, history and PublicTest metrics are copied to ``KEEP/<cell>/`` when ``--keep`` is
@@ -17,6 +21,9 @@ holds the facts of every kind that wrote ``OUT``. ``--collect-only`` trains noth
         --out results/recipe/cells.json --keep results/recipe/cells
     python benchmarks/train_cells.py ... --workers 12 --threads 1 --set device=cuda \
         --data .gpu/fer2013.zip --deadline-s 480          # on a lent GPU
+    python benchmarks/train_cells.py --configs configs/recipe/gan-fixed.yaml --seeds 1 \
+        --out results/recipe/cells-cpu.json --keep results/recipe/cells-cpu \
+        --final-split PrivateTest
 """
 
 from __future__ import annotations
@@ -65,6 +72,18 @@ def run_cell(command: list[str], log: Path, seconds_left: float) -> int:
             return -9
 
 
+def final_files(split: str | None) -> tuple[str, ...]:
+    return (f"metrics-{split}.json", f"predictions-{split}.npz") if split else ()
+
+
+def evaluate_final(folder: Path, args: argparse.Namespace) -> int:
+    """The cell's one evaluation on ``--final-split``, written into its folder."""
+    command = [sys.executable, "-m", "ganpso", "evaluate", str(folder)]
+    command += ["--split", args.final_split] + (["--data", args.data] if args.data else [])
+    with (folder / "cell.log").open("a") as sink:
+        return subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT).returncode
+
+
 def cell_row(name: str, config: Path, seed: int, folder: Path) -> dict:
     metrics = json.loads((folder / "metrics-PublicTest.json").read_text())
     run = json.loads((folder / "run.json").read_text())
@@ -97,8 +116,9 @@ def collect(cells: list[tuple[Path, int]], args: argparse.Namespace) -> list[dic
         rows[name] = cell_row(name, config, seed, folder) | {"machine_kind": machine_kind()}
         if args.keep:
             (args.keep / name).mkdir(parents=True, exist_ok=True)
-            for file in CELL_FILES:
-                shutil.copy2(folder / file, args.keep / name / file)
+            for file in CELL_FILES + final_files(args.final_split):
+                if (folder / file).exists():  # a failed final evaluation is in cell.log
+                    shutil.copy2(folder / file, args.keep / name / file)
     return list(rows.values())
 
 
@@ -149,6 +169,11 @@ def main() -> None:
     parser.add_argument("--data", help="dataset for every cell (default: each config's)")
     parser.add_argument("--deadline-s", type=float, default=float("inf"))
     parser.add_argument("--collect-only", action="store_true")
+    parser.add_argument(
+        "--final-split",
+        choices=["PrivateTest"],
+        help="evaluate each cell once on this split after training (fixed arms only)",
+    )
     args = parser.parse_args()
 
     missing = [str(config) for config in args.configs if not config.exists()]
@@ -166,10 +191,18 @@ def main() -> None:
         config, seed = cell
         folder = args.runs / cell_name(config, seed)
         left = args.deadline_s - (time.perf_counter() - began)
-        if (folder / "run.json").exists() or folder.name in recorded or left <= 0:
+        trained = (folder / "run.json").exists()
+        finals = final_files(args.final_split)
+        evaluated = not finals or (folder / finals[0]).exists()
+        finished_elsewhere = folder.name in recorded and not trained
+        if (trained and evaluated) or finished_elsewhere or left <= 0:
             return
-        folder.mkdir(parents=True, exist_ok=True)
-        code = run_cell(train_command(config, seed, folder, args), folder / "cell.log", left)
+        code = 0
+        if not trained:
+            folder.mkdir(parents=True, exist_ok=True)
+            code = run_cell(train_command(config, seed, folder, args), folder / "cell.log", left)
+        if code == 0 and not evaluated:
+            code = evaluate_final(folder, args)
         print(f"{time.perf_counter() - began:7.0f}s {folder.name}: exit {code}", flush=True)
         with lock:
             write_rows(collect(cells, args), args)
