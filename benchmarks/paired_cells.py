@@ -9,7 +9,9 @@ seeds), every seed's two values read from the confusion matrices; and ``images``
 bootstrap over the test images of the seed-averaged difference (95 % interval, p), over the
 seeds whose two cells both kept their predictions (``null`` when none did). A seed's two cells
 must come from one machine kind and precision (a machine moves a cell as much as a seed does):
-each pair's ``device`` and ``precision`` are recorded and a pair that differs is refused.
+an arm may give several patterns, comma-separated, and each seed pairs the first of A's cells with
+the first of B's that ran on the same ``device`` and ``precision`` (a seed with no such pair is
+refused); the folders each seed used and their machine are recorded.
 
     python benchmarks/paired_cells.py \
         --a gan_fixed=results/recipe/cells-cpu/gan-fixed-s{seed} \
@@ -37,25 +39,26 @@ from ganpso.report.summary import paired_test
 CELL_FILES = ("metrics-PrivateTest.json", "run.json")
 
 
-def parse_arm(text: str) -> tuple[str, str]:
-    name, sep, pattern = text.partition("=")
-    if not sep or "{seed}" not in pattern:
-        raise SystemExit(f"--a/--b {text!r}: expected NAME=PATTERN with {{seed}} in the pattern")
-    return name, pattern
+def parse_arm(text: str) -> tuple[str, list[str]]:
+    name, sep, patterns = text.partition("=")
+    if not sep or not all("{seed}" in pattern for pattern in patterns.split(",")):
+        raise SystemExit(f"--a/--b {text!r}: expected NAME=PATTERN[,PATTERN] with {{seed}} in each")
+    return name, patterns.split(",")
 
 
-def load_arm(name: str, pattern: str, seeds: list[int]) -> list[Cell]:
+def candidates(name: str, patterns: list[str], seed: int) -> list[tuple[Path, Cell]]:
+    """The seed's evaluated cells of one arm, in the order of its patterns."""
+    folders = [Path(pattern.format(seed=seed)) for pattern in patterns]
+    found = [f for f in folders if all((f / file).exists() for file in CELL_FILES)]
+    if not found:
+        raise SystemExit(
+            f"{folders[0]}: no {' and '.join(CELL_FILES)} (run `ganpso evaluate RUN --split "
+            "PrivateTest` on the trained cell and copy its run.json and PrivateTest files here)"
+        )
     cells = []
-    for seed in seeds:
-        folder = Path(pattern.format(seed=seed))
-        missing = [f for f in CELL_FILES if not (folder / f).exists()]
-        if missing:
-            raise SystemExit(
-                f"{folder}: no {', '.join(missing)} (run `ganpso evaluate RUN --split "
-                "PrivateTest` on the trained cell and copy its run.json and PrivateTest files here)"
-            )
-        cells.append(load_cell(folder, name, seed))
-        cells[-1].run = json.loads((folder / "run.json").read_text())
+    for folder in found:
+        cells.append((folder, load_cell(folder, name, seed)))
+        cells[-1][1].run = json.loads((folder / "run.json").read_text())
     return cells
 
 
@@ -63,13 +66,18 @@ def machine_of(cell: Cell) -> dict[str, str]:
     return {"device": cell.run.get("device", "?"), "precision": cell.run.get("precision", "?")}
 
 
-def check_pairs(arm_a: list[Cell], arm_b: list[Cell]) -> None:
-    for a, b in zip(arm_a, arm_b, strict=True):
-        if machine_of(a) != machine_of(b):
-            raise SystemExit(
-                f"seed {a.seed}: {a.method} ran on {machine_of(a)}, {b.method} on "
-                f"{machine_of(b)}; pair cells trained on one machine kind and precision"
-            )
+def pair_seed(arm_a: tuple[str, list[str]], arm_b: tuple[str, list[str]], seed: int) -> dict:
+    """The seed's first pair of cells trained on one machine kind and precision."""
+    cells_a, cells_b = candidates(*arm_a, seed), candidates(*arm_b, seed)
+    for folder_a, a in cells_a:
+        for folder_b, b in cells_b:
+            if machine_of(a) == machine_of(b):
+                return {"a": a, "b": b, "folders": [str(folder_a), str(folder_b)]}
+    raise SystemExit(
+        f"seed {seed}: {arm_a[0]} ran on {[machine_of(c) for _, c in cells_a]}, {arm_b[0]} on "
+        f"{[machine_of(c) for _, c in cells_b]}; pair cells trained on one machine kind and "
+        "precision"
+    )
 
 
 def seed_interval(differences: np.ndarray) -> list[float] | None:
@@ -132,16 +140,18 @@ def main() -> int:
     parser.add_argument("--n-boot", type=int, default=2000)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    (name_a, pattern_a), (name_b, pattern_b) = parse_arm(args.a), parse_arm(args.b)
-    arm_a = load_arm(name_a, pattern_a, args.seeds)
-    arm_b = load_arm(name_b, pattern_b, args.seeds)
-    check_pairs(arm_a, arm_b)
+    (name_a, patterns_a), (name_b, patterns_b) = parse_arm(args.a), parse_arm(args.b)
+    pairs = [pair_seed((name_a, patterns_a), (name_b, patterns_b), s) for s in args.seeds]
+    arm_a, arm_b = [pair["a"] for pair in pairs], [pair["b"] for pair in pairs]
     tests = [measure_record(arm_a, arm_b, name, args.n_boot) for name in GAN_EFFECT_METRICS]
     result: dict[str, Any] = {
-        "a": {"method": name_a, "cells": pattern_a},
-        "b": {"method": name_b, "cells": pattern_b},
+        "a": {"method": name_a, "cells": patterns_a},
+        "b": {"method": name_b, "cells": patterns_b},
         "seeds": args.seeds,
-        "machines": {str(a.seed): machine_of(a) for a in arm_a},
+        "pairs": {
+            str(seed): {"folders": pair["folders"], **machine_of(pair["a"])}
+            for seed, pair in zip(args.seeds, pairs, strict=True)
+        },
         "split": "PrivateTest",
         "tests": tests,
         "command": "python " + " ".join(sys.argv),
