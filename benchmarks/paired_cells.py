@@ -111,8 +111,9 @@ def seeds_record(arm_a: list[Cell], arm_b: list[Cell], name: str) -> dict:
 
 
 def images_record(arm_a: list[Cell], arm_b: list[Cell], name: str, n_boot: int) -> dict | None:
-    pairs = [(a, b) for a, b in zip(arm_a, arm_b, strict=True) if a.has_predictions]
-    pairs = [(a, b) for a, b in pairs if b.has_predictions]
+    pairs = [
+        (a, b) for a, b in zip(arm_a, arm_b, strict=True) if a.has_predictions and b.has_predictions
+    ]
     if not pairs:
         return None
     result = paired_test([a for a, _ in pairs], [b for _, b in pairs], name, n_boot=n_boot)

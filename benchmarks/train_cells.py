@@ -110,16 +110,22 @@ def collect(cells: list[tuple[Path, int]], args: argparse.Namespace) -> list[dic
     for config, seed in cells:
         name = cell_name(config, seed)
         folder = args.runs / name
-        if name in rows or not (folder / "run.json").exists():
+        if not (folder / "run.json").exists():
             continue
-        # stamped when collected, right after training: a cell's folder may outlive its machine
-        rows[name] = cell_row(name, config, seed, folder) | {"machine_kind": machine_kind()}
+        if name not in rows:
+            # stamped when collected, right after training: a folder may outlive its machine
+            rows[name] = cell_row(name, config, seed, folder) | {"machine_kind": machine_kind()}
         if args.keep:
-            (args.keep / name).mkdir(parents=True, exist_ok=True)
-            for file in CELL_FILES + final_files(args.final_split):
-                if (folder / file).exists():  # a failed final evaluation is in cell.log
-                    shutil.copy2(folder / file, args.keep / name / file)
+            keep_files(folder, args.keep / name, CELL_FILES + final_files(args.final_split))
     return list(rows.values())
+
+
+def keep_files(folder: Path, kept: Path, files: tuple[str, ...]) -> None:
+    """Copy the files not kept yet: a final evaluation may come after its row was written."""
+    kept.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        if (folder / file).exists() and not (kept / file).exists():
+            shutil.copy2(folder / file, kept / file)
 
 
 def read_out(path: Path) -> dict:
