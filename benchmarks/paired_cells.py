@@ -5,7 +5,7 @@ its ``run.json`` and its one PrivateTest evaluation, ``metrics-PrivateTest.json`
 was kept, ``predictions-PrivateTest.npz`` (both written by ``ganpso evaluate RUN --split
 PrivateTest``, or by ``train_cells.py --final-split PrivateTest``). For each measure the JSON has
 ``seeds``: the mean per-seed difference A - B, its 95 % t interval and the paired t-test (>= 3
-seeds), every seed's two values read from the confusion matrices; and ``images``: the paired
+seeds), every seed's two values read from its metrics report; and ``images``: the paired
 bootstrap over the test images of the seed-averaged difference (95 % interval, p), over the
 seeds whose two cells both kept their predictions (``null`` when none did). A seed's two cells
 must come from one machine kind and precision (a machine moves a cell as much as a seed does):
@@ -31,10 +31,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ganpso.metrics.statistics import metric_from_matrices
 from ganpso.pipeline.folders import Cell, load_cell
 from ganpso.report.comparison_data import GAN_EFFECT_METRICS
-from ganpso.report.summary import paired_test
+from ganpso.report.summary import metric_value, paired_test
 
 CELL_FILES = ("metrics-PrivateTest.json", "run.json")
 
@@ -89,14 +88,9 @@ def seed_interval(differences: np.ndarray) -> list[float] | None:
     return [round(float(differences.mean() - half), 4), round(float(differences.mean() + half), 4)]
 
 
-def seed_value(cell: Cell, name: str) -> float:
-    """``name`` of one cell, from the confusion matrix its metrics report keeps."""
-    return float(metric_from_matrices(np.asarray(cell.metrics["confusion_matrix"]), name))
-
-
 def seeds_record(arm_a: list[Cell], arm_b: list[Cell], name: str) -> dict:
-    values_a = np.array([seed_value(cell, name) for cell in arm_a])
-    values_b = np.array([seed_value(cell, name) for cell in arm_b])
+    values_a = np.array([metric_value(cell.metrics, name) for cell in arm_a])
+    values_b = np.array([metric_value(cell.metrics, name) for cell in arm_b])
     differences = values_a - values_b
     enough = len(differences) >= 3  # the package's paired t convention
     return {

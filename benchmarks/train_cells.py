@@ -38,6 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ganpso.classifier.evaluation import metrics_file, predictions_file
 from machine import machine_facts, machine_kind
 
 CELL_FILES = ("config.yaml", "history.jsonl", "metrics-PublicTest.json", "run.json")
@@ -73,7 +74,7 @@ def run_cell(command: list[str], log: Path, seconds_left: float) -> int:
 
 
 def final_files(split: str | None) -> tuple[str, ...]:
-    return (f"metrics-{split}.json", f"predictions-{split}.npz") if split else ()
+    return (metrics_file(split), predictions_file(split)) if split else ()
 
 
 def evaluate_final(folder: Path, args: argparse.Namespace) -> int:
