@@ -11,7 +11,8 @@ seeds whose two cells both kept their predictions (``null`` when none did). A se
 must come from one machine kind and precision (a machine moves a cell as much as a seed does):
 an arm may give several patterns, comma-separated, and each seed pairs the first of A's cells with
 the first of B's that ran on the same ``device`` and ``precision`` (a seed with no such pair is
-refused); the folders each seed used and their machine are recorded.
+refused); the folders each seed used and their machine are recorded. The table it prints is the one
+``python -m ganpso.report.paired_table JSON README`` writes between a README's markers.
 
     python benchmarks/paired_cells.py \
         --a gan_fixed=results/recipe/cells-cpu/gan-fixed-s{seed} \
@@ -33,6 +34,7 @@ from scipy import stats
 
 from ganpso.pipeline.folders import Cell, load_cell
 from ganpso.report.comparison_data import GAN_EFFECT_METRICS
+from ganpso.report.paired_table import paired_table
 from ganpso.report.summary import metric_value, paired_test
 
 CELL_FILES = ("metrics-PrivateTest.json", "run.json")
@@ -98,7 +100,12 @@ def seeds_record(arm_a: list[Cell], arm_b: list[Cell], name: str) -> dict:
         "ci": seed_interval(differences),
         "p_ttest": round(float(stats.ttest_rel(values_a, values_b).pvalue), 4) if enough else None,
         "per_seed": [
-            {"seed": a.seed, "a": round(float(va), 4), "b": round(float(vb), 4)}
+            {
+                "seed": a.seed,
+                "a": round(float(va), 4),
+                "b": round(float(vb), 4),
+                "diff": round(float(va - vb), 4),
+            }
             for a, va, vb in zip(arm_a, values_a, values_b, strict=True)
         ],
     }
@@ -154,13 +161,7 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    for test in tests:
-        seeds, images = test["seeds"], test["images"] or {}
-        print(
-            f"{test['metric']:>16}: {name_a} - {name_b} = {seeds['diff']:+.4f} over seeds "
-            f"(t interval {seeds['ci']}, p {seeds['p_ttest']}); images of seeds "
-            f"{images.get('seeds')}: {images.get('diff')} {images.get('ci')}, p {images.get('p')}"
-        )
+    print(paired_table(result))
     print(f"wrote {args.out}")
     return 0
 

@@ -194,5 +194,66 @@ def test_readme_table_marks_the_best_trained_row_and_needs_its_markers(tmp_path:
     assert page.read_text() == f"intro\n{BEGIN}\n{table}\n{END}\noutro\n"
     assert not update_file(tmp_path / "c.json", page)  # already up to date
     page.write_text("no markers")
-    with pytest.raises(ConfigError, match="no comparison table markers"):
+    with pytest.raises(ConfigError, match="page.md: no generated-block markers"):
         update_file(tmp_path / "c.json", page)
+
+
+def paired_json(p_ttest: float | None, images: dict | None) -> dict:
+    per_seed = [
+        {"seed": 0, "a": 0.71, "b": 0.70, "diff": 0.01},
+        {"seed": 3, "a": 0.69, "b": 0.70, "diff": -0.01},
+    ]
+    seeds = {"diff": 0.0, "ci": [-0.127, 0.127], "p_ttest": p_ttest, "per_seed": per_seed}
+    return {
+        "a": {"method": "gan_fixed"},
+        "b": {"method": "cnn"},
+        "seeds": [0, 3],
+        "split": "PrivateTest",
+        "tests": [
+            {"metric": "macro_f1", "seeds": seeds, "images": images},
+            {"metric": "disgust_f1", "seeds": seeds, "images": None},
+        ],
+    }
+
+
+def test_paired_table_has_a_column_per_seed_and_dashes_for_what_was_not_measured() -> None:
+    from ganpso.report.paired_table import paired_table
+
+    images = {"seeds": [3], "diff": 0.0123, "ci": [-0.004, 0.03], "p": 0.2}
+    lines = paired_table(paired_json(0.5, images)).splitlines()
+    assert lines[0] == (
+        "| PrivateTest, gan_fixed - cnn | seed 0 | seed 3 | mean over seeds (95 % t interval) "
+        "| paired t, p | images of seed 3: paired bootstrap (95 %) |"
+    )
+    assert lines[2] == (
+        "| macro F1 | +0.0100 | -0.0100 | +0.0000 (-0.1270 to +0.1270) | 0.500 "
+        "| +0.0123 (-0.0040 to +0.0300), p 0.200 |"
+    )
+    assert lines[3].startswith("| disgust F1 |") and lines[3].endswith("| 0.500 | - |")
+    unpaired = paired_table(paired_json(None, None)).splitlines()
+    assert unpaired[0].endswith("| images: paired bootstrap |")
+    assert unpaired[2].endswith("| - | - |")
+
+
+def test_the_gan_readme_table_is_the_one_downstream_json_generates() -> None:
+    from ganpso.report.paired_table import paired_table, table_in_file
+
+    gan = Path(__file__).parents[1] / "results" / "gan"
+    data = json.loads((gan / "downstream.json").read_text())
+    assert table_in_file(gan / "README.md") == paired_table(data), (
+        "results/gan/README.md's downstream table differs from downstream.json: run "
+        "python -m ganpso.report.paired_table results/gan/downstream.json results/gan/README.md"
+    )
+
+
+def test_a_generated_block_needs_both_markers_in_order(tmp_path: Path) -> None:
+    from ganpso.errors import ConfigError
+    from ganpso.report.marked_block import block_in, update_block
+
+    page = tmp_path / "page.md"
+    page.write_text("<!-- e -->\n<!-- b -->\nold\n")  # the end marker before the begin
+    with pytest.raises(ConfigError, match="page.md: no generated-block markers"):
+        block_in(page, "<!-- b -->", "<!-- e -->")
+    page.write_text("<!-- b -->\nold\n<!-- e -->\n")
+    assert update_block(page, "<!-- b -->", "<!-- e -->", "new")
+    assert block_in(page, "<!-- b -->", "<!-- e -->") == "new"

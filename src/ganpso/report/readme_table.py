@@ -18,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ganpso.errors import ConfigError
 from ganpso.pipeline.compare import METHODS
 from ganpso.report.comparison_data import is_method_row
 from ganpso.report.ensembles import ENSEMBLE_SUFFIX
+from ganpso.report.marked_block import block_in, update_block
 from ganpso.report.tables import Table
 
 BEGIN = "<!-- comparison table: generated from comparison.json by ganpso.report.readme_table -->"
@@ -115,21 +115,13 @@ def part_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
 
 def update_file(comparison: Path, markdown: Path) -> bool:
     """Rewrite the table between the markers of ``markdown``; True when it changed."""
-    text = markdown.read_text()
-    if BEGIN not in text or END not in text:
-        raise ConfigError(f"{markdown}: no comparison table markers ({BEGIN!r} ... {END!r})")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
     table = readme_table(json.loads(comparison.read_text()))
-    updated = f"{head}{BEGIN}\n{table}\n{END}{tail}"
-    markdown.write_text(updated)
-    return updated != text
+    return update_block(markdown, BEGIN, END, table)
 
 
 def table_in_file(markdown: Path) -> str:
     """The table now between the markers of ``markdown``."""
-    text = markdown.read_text()
-    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+    return block_in(markdown, BEGIN, END)
 
 
 def main() -> None:
