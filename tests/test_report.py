@@ -152,11 +152,11 @@ def test_methods_come_in_the_comparison_order_with_their_titles(full_report) -> 
 
 
 def test_the_readme_table_is_the_one_comparison_json_generates() -> None:
-    from ganpso.report.readme_table import readme_table, table_in_file
+    from ganpso.report.readme_table import TABLE, readme_table
 
     root = Path(__file__).parents[1]
     data = json.loads((root / "results" / "compare" / "comparison.json").read_text())
-    assert table_in_file(root / "README.md") == readme_table(data), (
+    assert TABLE.in_file(root / "README.md") == readme_table(data), (
         "README's table differs from results/compare/comparison.json: run "
         "python -m ganpso.report.readme_table results/compare/comparison.json README.md"
     )
@@ -164,7 +164,7 @@ def test_the_readme_table_is_the_one_comparison_json_generates() -> None:
 
 def test_readme_table_marks_the_best_trained_row_and_needs_its_markers(tmp_path: Path) -> None:
     from ganpso.errors import ConfigError
-    from ganpso.report.readme_table import BEGIN, END, readme_table, update_file
+    from ganpso.report.readme_table import BEGIN, END, TABLE, readme_table
 
     def row(method: str, f1: float, seeds: list[int]) -> dict:
         measure = {"mean": f1, "std": 0.01, "ci": [f1 - 0.02, f1 + 0.02]}
@@ -190,12 +190,12 @@ def test_readme_table_marks_the_best_trained_row_and_needs_its_markers(tmp_path:
     page = tmp_path / "page.md"
     page.write_text(f"intro\n{BEGIN}\nold\n{END}\noutro\n")
     (tmp_path / "c.json").write_text(json.dumps(data))
-    assert update_file(tmp_path / "c.json", page)
+    assert TABLE.update(tmp_path / "c.json", page)
     assert page.read_text() == f"intro\n{BEGIN}\n{table}\n{END}\noutro\n"
-    assert not update_file(tmp_path / "c.json", page)  # already up to date
+    assert not TABLE.update(tmp_path / "c.json", page)  # already up to date
     page.write_text("no markers")
     with pytest.raises(ConfigError, match="page.md: no generated-block markers"):
-        update_file(tmp_path / "c.json", page)
+        TABLE.update(tmp_path / "c.json", page)
 
 
 def paired_json(p_ttest: float | None, images: dict | None) -> dict:
@@ -236,11 +236,11 @@ def test_paired_table_has_a_column_per_seed_and_dashes_for_what_was_not_measured
 
 
 def test_the_gan_readme_table_is_the_one_downstream_json_generates() -> None:
-    from ganpso.report.paired_table import paired_table, table_in_file
+    from ganpso.report.paired_table import TABLE, paired_table
 
     gan = Path(__file__).parents[1] / "results" / "gan"
     data = json.loads((gan / "downstream.json").read_text())
-    assert table_in_file(gan / "README.md") == paired_table(data), (
+    assert TABLE.in_file(gan / "README.md") == paired_table(data), (
         "results/gan/README.md's downstream table differs from downstream.json: run "
         "python -m ganpso.report.paired_table results/gan/downstream.json results/gan/README.md"
     )
@@ -248,12 +248,17 @@ def test_the_gan_readme_table_is_the_one_downstream_json_generates() -> None:
 
 def test_a_generated_block_needs_both_markers_in_order(tmp_path: Path) -> None:
     from ganpso.errors import ConfigError
-    from ganpso.report.marked_block import block_in, update_block
+    from ganpso.report.marked_block import GeneratedTable
 
-    page = tmp_path / "page.md"
+    table = GeneratedTable(lambda data: f"n = {data['n']}", "<!-- b -->", "<!-- e -->")
+    page, data = tmp_path / "page.md", tmp_path / "data.json"
+    data.write_text('{"n": 3}')
     page.write_text("<!-- e -->\n<!-- b -->\nold\n")  # the end marker before the begin
     with pytest.raises(ConfigError, match="page.md: no generated-block markers"):
-        block_in(page, "<!-- b -->", "<!-- e -->")
+        table.in_file(page)
+    with pytest.raises(ConfigError, match="page.md: no generated-block markers"):
+        table.update(data, page)
+    assert page.read_text() == "<!-- e -->\n<!-- b -->\nold\n"  # nothing lost
     page.write_text("<!-- b -->\nold\n<!-- e -->\n")
-    assert update_block(page, "<!-- b -->", "<!-- e -->", "new")
-    assert block_in(page, "<!-- b -->", "<!-- e -->") == "new"
+    assert table.update(data, page)
+    assert table.in_file(page) == "n = 3"

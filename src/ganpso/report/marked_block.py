@@ -5,14 +5,18 @@ marker, so a rerun rewrites them in place and a test can check the committed tex
 committed data.
 
 Example:
-    >>> text = "intro\\n<!-- b -->\\nold\\n<!-- e -->\\nafter"
-    >>> replace_block(text, "<!-- b -->", "<!-- e -->", "new", Path("page.md"))
-    'intro\\n<!-- b -->\\nnew\\n<!-- e -->\\nafter'
+    >>> table = GeneratedTable(lambda data: f"n = {data['n']}", "<!-- b -->", "<!-- e -->")
+    >>> table.update(Path("data.json"), Path("README.md"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ganpso.errors import ConfigError
 
@@ -25,20 +29,32 @@ def _split(text: str, begin: str, end: str, source: Path) -> tuple[str, str, str
     return head, block, tail
 
 
-def replace_block(text: str, begin: str, end: str, content: str, source: Path) -> str:
-    """``text`` with what lies between ``begin`` and ``end`` replaced by ``content``."""
-    head, _, tail = _split(text, begin, end, source)
-    return f"{head}{begin}\n{content}\n{end}{tail}"
+@dataclass(frozen=True)
+class GeneratedTable:
+    """A table rendered from one JSON file into the block between two markers of a page."""
 
+    render: Callable[[dict[str, Any]], str]
+    begin: str
+    end: str
 
-def block_in(markdown: Path, begin: str, end: str) -> str:
-    """The block now between the markers of ``markdown``."""
-    return _split(markdown.read_text(), begin, end, markdown)[1].strip("\n")
+    def update(self, data_file: Path, markdown: Path) -> bool:
+        """Rewrite the block of ``markdown`` from ``data_file``; True when it changed."""
+        text = markdown.read_text()
+        head, _, tail = _split(text, self.begin, self.end, markdown)
+        table = self.render(json.loads(data_file.read_text()))
+        updated = f"{head}{self.begin}\n{table}\n{self.end}{tail}"
+        markdown.write_text(updated)
+        return updated != text
 
+    def in_file(self, markdown: Path) -> str:
+        """The block now between the markers of ``markdown``."""
+        return _split(markdown.read_text(), self.begin, self.end, markdown)[1].strip("\n")
 
-def update_block(markdown: Path, begin: str, end: str, content: str) -> bool:
-    """Rewrite the block between the markers of ``markdown``; True when it changed."""
-    text = markdown.read_text()
-    updated = replace_block(text, begin, end, content, markdown)
-    markdown.write_text(updated)
-    return updated != text
+    def main(self, description: str, data_help: str) -> None:
+        """The command line: ``DATA.json PAGE.md``; says whether the page changed."""
+        parser = argparse.ArgumentParser(description=description)
+        parser.add_argument("data", type=Path, help=data_help)
+        parser.add_argument("markdown", type=Path, help="the file holding the table's markers")
+        args = parser.parse_args()
+        changed = self.update(args.data, args.markdown)
+        print(f"{args.markdown}: table {'rewritten' if changed else 'already up to date'}")

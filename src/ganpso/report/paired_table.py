@@ -10,13 +10,10 @@ committed table against the committed JSON.
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from ganpso.metrics.statistics import METRICS
-from ganpso.report.marked_block import block_in, update_block
+from ganpso.report.marked_block import GeneratedTable
 from ganpso.report.tables import Table
 
 BEGIN = "<!-- paired-test table: generated from its JSON by ganpso.report.paired_table -->"
@@ -80,20 +77,8 @@ def paired_table(data: dict[str, Any]) -> str:
     return Table(headers, rows).to_markdown()
 
 
-def table_in_file(markdown: Path) -> str:
-    """The table now between the markers of ``markdown``."""
-    return block_in(markdown, BEGIN, END)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paired", type=Path, help="paired_cells.py's JSON")
-    parser.add_argument("markdown", type=Path, help="the file holding the table's markers")
-    args = parser.parse_args()
-    table = paired_table(json.loads(args.paired.read_text()))
-    changed = update_block(args.markdown, BEGIN, END, table)
-    print(f"{args.markdown}: table {'rewritten' if changed else 'already up to date'}")
+TABLE = GeneratedTable(paired_table, BEGIN, END)
 
 
 if __name__ == "__main__":
-    main()
+    TABLE.main(__doc__.splitlines()[0], "paired_cells.py's JSON")

@@ -1,6 +1,6 @@
 """The README's results table, generated from ``comparison.json`` and kept in step with it.
 
-The table sits between two marker lines in a Markdown file; ``update_file`` rewrites what lies
+The table sits between two marker lines in a Markdown file; ``TABLE.update`` rewrites what lies
 between them, and a test checks the committed README against the committed JSON, so the table
 cannot drift from the data.
 
@@ -13,15 +13,12 @@ Example:
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 from ganpso.pipeline.compare import METHODS
 from ganpso.report.comparison_data import is_method_row
 from ganpso.report.ensembles import ENSEMBLE_SUFFIX
-from ganpso.report.marked_block import block_in, update_block
+from ganpso.report.marked_block import GeneratedTable
 from ganpso.report.tables import Table
 
 BEGIN = "<!-- comparison table: generated from comparison.json by ganpso.report.readme_table -->"
@@ -113,25 +110,8 @@ def part_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     return lines
 
 
-def update_file(comparison: Path, markdown: Path) -> bool:
-    """Rewrite the table between the markers of ``markdown``; True when it changed."""
-    table = readme_table(json.loads(comparison.read_text()))
-    return update_block(markdown, BEGIN, END, table)
-
-
-def table_in_file(markdown: Path) -> str:
-    """The table now between the markers of ``markdown``."""
-    return block_in(markdown, BEGIN, END)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("comparison", type=Path, help="comparison.json")
-    parser.add_argument("markdown", type=Path, help="the file holding the table's markers")
-    args = parser.parse_args()
-    changed = update_file(args.comparison, args.markdown)
-    print(f"{args.markdown}: table {'rewritten' if changed else 'already up to date'}")
+TABLE = GeneratedTable(readme_table, BEGIN, END)
 
 
 if __name__ == "__main__":
-    main()
+    TABLE.main(__doc__.splitlines()[0], "comparison.json")
