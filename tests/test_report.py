@@ -262,3 +262,27 @@ def test_a_generated_block_needs_both_markers_in_order(tmp_path: Path) -> None:
     page.write_text("<!-- b -->\nold\n<!-- e -->\n")
     assert table.update(data, page)
     assert table.in_file(page) == "n = 3"
+
+
+def test_a_generated_table_command_refuses_bad_input_in_one_line(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from ganpso.report.paired_table import TABLE
+
+    page, data = tmp_path / "page.md", tmp_path / "data.json"
+    page.write_text(f"{TABLE.begin}\nold\n{TABLE.end}\n")
+    cases = {
+        "no_such.json": "no_such.json: cannot be read (No such file or directory)",
+        "broken": "data.json: not JSON (Expecting property name enclosed in double quotes, line 1)",
+        "other": "data.json: not the JSON this table reads ('seeds')",
+    }
+    for case, message in cases.items():
+        source = tmp_path / case if case == "no_such.json" else data
+        data.write_text("{" if case == "broken" else '{"rows": []}')
+        monkeypatch.setattr("sys.argv", ["paired_table", str(source), str(page)])
+        with pytest.raises(SystemExit) as exit_info:
+            TABLE.main("test", "JSON")
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert page.read_text() == f"{TABLE.begin}\nold\n{TABLE.end}\n"  # nothing lost

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganpso.errors import ConfigError
+from ganpso.errors import ConfigError, DataError, GanpsoError
 
 
 def _split(text: str, begin: str, end: str, source: Path) -> tuple[str, str, str]:
@@ -27,6 +27,20 @@ def _split(text: str, begin: str, end: str, source: Path) -> tuple[str, str, str
     head, rest = text.split(begin, 1)
     block, tail = rest.split(end, 1)
     return head, block, tail
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror})") from None
+
+
+def _data(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(_read(path))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not JSON ({error.msg}, line {error.lineno})") from None
 
 
 @dataclass(frozen=True)
@@ -39,16 +53,19 @@ class GeneratedTable:
 
     def update(self, data_file: Path, markdown: Path) -> bool:
         """Rewrite the block of ``markdown`` from ``data_file``; True when it changed."""
-        text = markdown.read_text()
+        text = _read(markdown)
         head, _, tail = _split(text, self.begin, self.end, markdown)
-        table = self.render(json.loads(data_file.read_text()))
+        try:
+            table = self.render(_data(data_file))
+        except (KeyError, TypeError) as error:
+            raise DataError(f"{data_file}: not the JSON this table reads ({error})") from None
         updated = f"{head}{self.begin}\n{table}\n{self.end}{tail}"
         markdown.write_text(updated)
         return updated != text
 
     def in_file(self, markdown: Path) -> str:
         """The block now between the markers of ``markdown``."""
-        return _split(markdown.read_text(), self.begin, self.end, markdown)[1].strip("\n")
+        return _split(_read(markdown), self.begin, self.end, markdown)[1].strip("\n")
 
     def main(self, description: str, data_help: str) -> None:
         """The command line: ``DATA.json PAGE.md``; says whether the page changed."""
@@ -56,5 +73,8 @@ class GeneratedTable:
         parser.add_argument("data", type=Path, help=data_help)
         parser.add_argument("markdown", type=Path, help="the file holding the table's markers")
         args = parser.parse_args()
-        changed = self.update(args.data, args.markdown)
+        try:
+            changed = self.update(args.data, args.markdown)
+        except GanpsoError as error:
+            parser.exit(2, f"error: {error}\n")
         print(f"{args.markdown}: table {'rewritten' if changed else 'already up to date'}")
