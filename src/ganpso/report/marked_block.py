@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ganpso.errors import ConfigError, DataError, GanpsoError
+from ganpso.files import atomic_write
 
 
 def _split(text: str, begin: str, end: str, source: Path) -> tuple[str, str, str]:
@@ -60,8 +61,10 @@ class GeneratedTable:
         except (KeyError, TypeError) as error:
             raise DataError(f"{data_file}: not the JSON this table reads ({error})") from None
         updated = f"{head}{self.begin}\n{table}\n{self.end}{tail}"
-        markdown.write_text(updated)
-        return updated != text
+        if updated == text:
+            return False
+        atomic_write(markdown, lambda tmp: Path(tmp).write_text(updated))
+        return True
 
     def in_file(self, markdown: Path) -> str:
         """The block now between the markers of ``markdown``."""
