@@ -33,14 +33,12 @@ def seed_cells(record: dict[str, Any]) -> list[str]:
     return [signed(value["diff"]) for value in record["per_seed"]]
 
 
-def images_cell(record: dict[str, Any] | None) -> str:
-    if record is None:
-        return "-"
-    return f"{signed(record['diff'])} ({interval(record['ci'])}), p {record['p']:.3f}"
-
-
 def mean_cell(record: dict[str, Any]) -> str:
     return f"{signed(record['diff'])} ({interval(record['ci'])})"
+
+
+def images_cell(record: dict[str, Any] | None) -> str:
+    return "-" if record is None else f"{mean_cell(record)}, p {record['p']:.3f}"
 
 
 def p_cell(p: float | None) -> str:
