@@ -133,10 +133,12 @@ def test_save_load_gives_identical_outputs(tmp_path) -> None:
     assert loaded.preprocessing.crop == 40
 
 
-@pytest.mark.parametrize(("ema_decay", "mixup_alpha"), [(None, 0.0), (0.9, 0.4)])
-def test_resume_equals_uninterrupted_training(tmp_path, ema_decay, mixup_alpha) -> None:
+@pytest.mark.parametrize(
+    "changes", [{}, {"ema_decay": 0.9, "mixup_alpha": 0.4}, {"cutmix_alpha": 1.0}]
+)
+def test_resume_equals_uninterrupted_training(tmp_path, changes) -> None:
     dataset = tiny_dataset()
-    config = tiny_config(ema_decay=ema_decay, mixup_alpha=mixup_alpha)
+    config = tiny_config(**changes)
     fit(config, dataset, tmp_path / "straight", log=lambda _: None)
 
     def crash_after_first_epoch(line: str) -> None:
@@ -182,6 +184,32 @@ def test_mix_batch_blends_each_image_with_one_partner() -> None:
     torch.testing.assert_close(mixed, expected)
     again = mix_batch(batch, 0.4, torch.Generator().manual_seed(0))
     assert again[2] == lam and torch.equal(again[1], partner)
+
+
+def test_cut_mix_pastes_one_rectangle_of_the_partner_and_counts_its_area() -> None:
+    from ganpso.classifier.augment import cut_mix_batch
+
+    # image i is the constant i, so a pixel tells which image it came from
+    batch = torch.arange(6, dtype=torch.float32).reshape(6, 1, 1, 1).expand(6, 1, 8, 8)
+    for seed in range(20):
+        mixed, partner, lam = cut_mix_batch(batch, 1.0, torch.Generator().manual_seed(seed))
+        assert sorted(partner.tolist()) == list(range(6))
+        pasted = mixed[partner != torch.arange(6)] != batch[partner != torch.arange(6)]
+        pasted = pasted[0, 0] if len(pasted) else torch.zeros(8, 8, dtype=torch.bool)
+        for image in range(6):  # each image: itself outside one rectangle, its partner inside
+            expected = torch.where(pasted, float(partner[image]), float(image))
+            torch.testing.assert_close(mixed[image, 0], expected)
+        rows, cols = pasted.any(1).nonzero(), pasted.any(0).nonzero()
+        if len(rows):
+            assert bool(pasted[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all())
+        assert lam == pytest.approx(1 - float(pasted.float().mean()))
+    again = cut_mix_batch(batch, 1.0, torch.Generator().manual_seed(19))
+    assert again[2] == lam and torch.equal(again[0], mixed)
+
+
+def test_mixup_and_cutmix_together_are_refused() -> None:
+    with pytest.raises(ConfigError, match="cutmix_alpha"):
+        TrainConfig.from_dict({"mixup_alpha": 0.2, "cutmix_alpha": 1.0})
 
 
 def test_mixup_loss_is_the_blend_of_both_targets_losses() -> None:

@@ -127,8 +127,19 @@ def test_a_cells_recipe_counts_later_options_only_when_used() -> None:
     from ganpso.pipeline.compare import UNUSED_OPTIONS, recipe_fingerprint
 
     plain = TrainConfig(device="cpu", precision="fp32")
-    for changed in ({"loss": LossConfig(name="focal")}, {"mixup_alpha": 0.2}, {"ema_decay": 0.9}):
+    for changed in (
+        {"loss": LossConfig(name="focal")},
+        {"mixup_alpha": 0.2},
+        {"cutmix_alpha": 1.0},
+        {"ema_decay": 0.9},
+    ):
         assert recipe_fingerprint(plain) != recipe_fingerprint(
             TrainConfig(device="cpu", precision="fp32", **changed)  # type: ignore[arg-type]
         )
-    assert set(UNUSED_OPTIONS) == {"ema_decay", "mixup_alpha", "loss", "reweight_from"}
+    assert set(UNUSED_OPTIONS) == {
+        "ema_decay",
+        "mixup_alpha",
+        "cutmix_alpha",
+        "loss",
+        "reweight_from",
+    }

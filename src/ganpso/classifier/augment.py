@@ -118,6 +118,31 @@ def mix_batch(
     return lam * batch + (1.0 - lam) * batch[partner], partner, lam
 
 
+def cut_mix_batch(
+    batch: torch.Tensor, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """CutMix: a rectangle of each image replaced by the same rectangle of its partner.
+
+    The rectangle covers about ``1 - lam`` of the image, lam ~ Beta(alpha, alpha), centred at
+    random and clipped to the image; the returned lam is the share the image keeps after
+    clipping, so the loss weighs the two targets by the pixels each one shows. Every draw comes
+    from ``generator``, so a resumed run repeats it.
+    """
+    height, width = batch.shape[-2:]
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    rng = np.random.default_rng(seed)
+    cut = math.sqrt(1.0 - float(rng.beta(alpha, alpha)))
+    centre_y, centre_x = int(rng.integers(height)), int(rng.integers(width))
+    half_h, half_w = int(height * cut) // 2, int(width * cut) // 2
+    top, bottom = max(centre_y - half_h, 0), min(centre_y + half_h, height)
+    left, right = max(centre_x - half_w, 0), min(centre_x + half_w, width)
+    partner = torch.randperm(batch.shape[0], generator=generator).to(batch.device)
+    mixed = batch.clone()
+    mixed[..., top:bottom, left:right] = batch[partner][..., top:bottom, left:right]
+    lam = 1.0 - (bottom - top) * (right - left) / (height * width)
+    return mixed, partner, lam
+
+
 def eval_views(images: torch.Tensor, crop: int, tta: bool) -> list[torch.Tensor]:
     """Deterministic views whose predictions are averaged at evaluation.
 

@@ -123,6 +123,9 @@ class TrainConfig(YamlConfig):
     # mixup: each batch blended with a shuffled copy of itself, lambda ~ Beta(alpha, alpha), the
     # loss blended likewise; 0 trains without it
     mixup_alpha: float = bounded(0.0, ge=0, le=10)
+    # CutMix: a random rectangle of each image pasted from a shuffled partner, the loss blended
+    # by the area each shows; 0 trains without it; not together with mixup
+    cutmix_alpha: float = bounded(0.0, ge=0, le=10)
     loss: LossConfig = field(default_factory=LossConfig)
     class_weighting: Literal["none", "inverse", "sqrt_inverse", "effective_number"] = "none"
     # deferred re-weighting: class weights apply only from this fraction of the epochs on;
@@ -140,6 +143,11 @@ class TrainConfig(YamlConfig):
     )  # torch threads; None keeps torch's default
 
     def check(self, where: str) -> None:
+        if self.mixup_alpha > 0 and self.cutmix_alpha > 0:
+            raise ConfigError(
+                f"{where}: mixup_alpha {self.mixup_alpha} with cutmix_alpha {self.cutmix_alpha}; "
+                "choose one way of mixing images (set the other to 0)"
+            )
         # LDAM's scale s multiplies the logits: bounded cosines train, unbounded ones diverge;
         # the other losses cannot fit cosines, which never reach a confident softmax
         if (self.loss.name == "ldam") != (self.model.head == "cosine"):

@@ -30,7 +30,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from ganpso.checkpoint import load_state_file
-from ganpso.classifier.augment import augment_batch, eval_views, mix_batch
+from ganpso.classifier.augment import augment_batch, cut_mix_batch, eval_views, mix_batch
 from ganpso.classifier.averaging import ema_update
 from ganpso.classifier.checkpoint import Preprocessing, load_classifier, save_classifier
 from ganpso.classifier.config import TrainConfig
@@ -104,6 +104,8 @@ def train_one_epoch(
         partner, lam = None, 1.0
         if config.mixup_alpha > 0:
             batch, partner, lam = mix_batch(batch, config.mixup_alpha, generator)
+        elif config.cutmix_alpha > 0:
+            batch, partner, lam = cut_mix_batch(batch, config.cutmix_alpha, generator)
         if config.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with autocast(device, config.precision):

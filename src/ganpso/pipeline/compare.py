@@ -142,7 +142,7 @@ def file_digest(path: str | Path) -> str:
 # options added after cells were made, left out while unused: such a cell is the same training
 UNUSED_OPTIONS = {
     key: TrainConfig().to_dict()[key]
-    for key in ("ema_decay", "mixup_alpha", "loss", "reweight_from")
+    for key in ("ema_decay", "mixup_alpha", "cutmix_alpha", "loss", "reweight_from")
 }
 
 
