@@ -3,8 +3,8 @@
 The classifier evaluates the mean of 10 views (the centre and four corner 40x40 crops of a
 48x48 face, each with its mirror; ``ganpso.classifier.augment.eval_views``). This measures, per
 checkpoint, the centre alone, those 10, and denser grids of crop offsets, each with its mirror,
-with the product's own path (BatchNorm folded, channels_last, bf16 where it is faster than fp32:
-``precision: auto``). PublicTest only: it can choose a view set, PrivateTest must not.
+with the product's own path (``predict_proba``: BatchNorm folded, channels_last, bf16 where it
+is faster than fp32). PublicTest only: it can choose a view set, PrivateTest must not.
 
     python benchmarks/tta_views.py src/ganpso/inference/weights/fer2013-vgg_small.safetensors \
         runs/cells-epyc/weight-decay-5e-5-s0/best.safetensors --out results/recipe/tta-views.json
@@ -20,16 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from ganpso.classifier.augment import normalize
 from ganpso.classifier.checkpoint import load_classifier
 from ganpso.classifier.config import DataConfig
-from ganpso.classifier.fusion import fold_batch_norm
+from ganpso.classifier.training import predict_proba
 from ganpso.data.dataset import Split
 from ganpso.data.loading import load_dataset
-from ganpso.device import autocast, resolve_device, resolve_precision
+from ganpso.device import resolve_device
 from machine import machine_facts, machine_kind
 
 
@@ -51,39 +49,16 @@ def view_sets(margin: int) -> dict[str, list[tuple[int, int]]]:
     }
 
 
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module,
-    images: np.ndarray,
-    offsets: list[tuple[int, int]],
-    crop: int,
-    device: torch.device,
-    precision: str,
-) -> np.ndarray:
-    """Predicted classes: the argmax of the softmax averaged over the views."""
-    predictions = []
-    for start in range(0, len(images), 512):
-        batch = normalize(torch.from_numpy(images[start : start + 512]).to(device))
-        probs = torch.zeros(batch.shape[0], 7, device=device)
-        for top, left in offsets:
-            view = batch[:, :, top : top + crop, left : left + crop]
-            for oriented in (view, view.flip(-1)):
-                with autocast(device, precision):
-                    logits = model(oriented.contiguous(memory_format=torch.channels_last))
-                probs += F.softmax(logits.float(), dim=1)
-        predictions.append(probs.argmax(1).cpu())
-    return torch.cat(predictions).numpy()
-
-
 def score_checkpoint(path: Path, public: Split, device: torch.device) -> list[dict[str, object]]:
     checkpoint = load_classifier(path, device)
     crop = checkpoint.preprocessing.crop
-    model = fold_batch_norm(checkpoint.model.eval()).to(memory_format=torch.channels_last)
-    precision = resolve_precision("auto", device)
     rows = []
     for name, offsets in view_sets(public.images.shape[-1] - crop).items():
         started = time.perf_counter()
-        predicted = predict(model, public.images, offsets, crop, device, precision)
+        probs = predict_proba(
+            checkpoint.model, public.images, crop=crop, tta=True, device=device, offsets=offsets
+        )
+        predicted = probs.argmax(1)
         rows.append(
             {
                 "views": name,

@@ -88,6 +88,15 @@ def test_eval_views_centre_and_corners() -> None:
     assert torch.equal(views[1], views[0].flip(-1))
 
 
+def test_eval_views_at_given_offsets_replace_the_default_crops() -> None:
+    images = torch.randint(0, 256, (2, 48, 48), dtype=torch.uint8)
+    views = eval_views(images, 40, tta=True, offsets=[(0, 8), (8, 0)])
+    assert len(views) == 4
+    assert torch.equal(views[0], normalize(images)[:, :, 0:40, 8:48])
+    assert torch.equal(views[2], normalize(images)[:, :, 8:48, 0:40])
+    assert torch.equal(views[3], views[2].flip(-1))
+
+
 def test_class_weights_favour_rare_classes_and_keep_scale() -> None:
     labels = torch.tensor([0] * 90 + [1] * 10 + list(range(2, 7)) * 10)
     weights = class_weights(labels, "inverse")

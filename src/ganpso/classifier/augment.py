@@ -104,6 +104,12 @@ def augment_batch(
     return batch
 
 
+def draw_rng(generator: torch.Generator) -> np.random.Generator:
+    """A NumPy generator seeded from ``generator`` (for draws torch has no sampler for, such as
+    Beta), so a resumed run that restores ``generator`` repeats them."""
+    return np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
+
+
 def mix_batch(
     batch: torch.Tensor, alpha: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -112,8 +118,7 @@ def mix_batch(
     Returns the mixed batch, the partner indices and lam; the loss mixes the two targets with
     the same lam. Every draw comes from ``generator``, so a resumed run repeats it.
     """
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    lam = float(draw_rng(generator).beta(alpha, alpha))
     partner = torch.randperm(batch.shape[0], generator=generator).to(batch.device)
     return lam * batch + (1.0 - lam) * batch[partner], partner, lam
 
@@ -129,8 +134,7 @@ def cut_mix_batch(
     from ``generator``, so a resumed run repeats it.
     """
     height, width = batch.shape[-2:]
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    rng = np.random.default_rng(seed)
+    rng = draw_rng(generator)
     cut = math.sqrt(1.0 - float(rng.beta(alpha, alpha)))
     centre_y, centre_x = int(rng.integers(height)), int(rng.integers(width))
     half_h, half_w = int(height * cut) // 2, int(width * cut) // 2
@@ -143,17 +147,21 @@ def cut_mix_batch(
     return mixed, partner, lam
 
 
-def eval_views(images: torch.Tensor, crop: int, tta: bool) -> list[torch.Tensor]:
+def eval_views(
+    images: torch.Tensor, crop: int, tta: bool, offsets: list[tuple[int, int]] | None = None
+) -> list[torch.Tensor]:
     """Deterministic views whose predictions are averaged at evaluation.
 
     Without TTA: the centre crop and its mirror. With TTA: the centre and four corner crops,
-    each with its mirror (ten views).
+    each with its mirror (ten views). ``offsets`` (top, left) replace those crops, each still
+    with its mirror (``benchmarks/tta_views.py`` measures other sets).
     """
-    height, width = images.shape[-2:]
-    margin_y, margin_x = height - crop, width - crop
-    offsets = [(margin_y // 2, margin_x // 2)]
-    if tta:
-        offsets += [(0, 0), (0, margin_x), (margin_y, 0), (margin_y, margin_x)]
+    if offsets is None:
+        height, width = images.shape[-2:]
+        margin_y, margin_x = height - crop, width - crop
+        offsets = [(margin_y // 2, margin_x // 2)]
+        if tta:
+            offsets += [(0, 0), (0, margin_x), (margin_y, 0), (margin_y, margin_x)]
     batch = normalize(images)
     views = []
     for top, left in offsets:

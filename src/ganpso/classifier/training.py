@@ -138,8 +138,10 @@ def predict_proba(
     precision: str = "auto",
     channels_last: bool = True,
     batch_size: int = 512,
+    offsets: list[tuple[int, int]] | None = None,
 ) -> np.ndarray:
-    """Class probabilities ``(N, K)`` for uint8 faces ``(N, 48, 48)``, averaged over views."""
+    """Class probabilities ``(N, K)`` for uint8 faces ``(N, 48, 48)``, averaged over views
+    (``eval_views``: ``tta``'s crops, or the crops at ``offsets``, each with its mirror)."""
     model.eval()
     folded = fold_batch_norm(model)  # the same logits without a pass over every activation
     if channels_last:
@@ -148,7 +150,7 @@ def predict_proba(
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(images[start : start + batch_size]).to(device)
         probs = 0.0
-        views = eval_views(batch, crop, tta)
+        views = eval_views(batch, crop, tta, offsets)
         for view in views:
             if channels_last:
                 view = view.contiguous(memory_format=torch.channels_last)
