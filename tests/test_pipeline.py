@@ -823,3 +823,91 @@ def test_a_search_refuses_truncation_as_a_knob(tmp_path: Path) -> None:
     space = {"synthetic.truncation": {"type": "float", "low": 0.5, "high": 2.0}}
     with pytest.raises(ConfigError, match="truncation is fixed per search"):
         search_pipeline(SearchConfig(space=space), base=TrainConfig(), out=tmp_path)
+
+
+def test_start_points_fill_left_out_keys_from_the_base_recipe() -> None:
+    from ganpso.pipeline.search import start_positions
+    from ganpso.search import SearchSpace
+
+    space = SearchSpace.from_dict(
+        {
+            "lr": {"type": "float", "low": 0.05, "high": 0.2, "log": True},
+            "sampling": {"type": "choice", "choices": ["none", "oversample"]},
+            "synthetic.class_ratios.disgust": {"type": "float", "low": 0.0, "high": 0.6},
+        }
+    )
+    base = TrainConfig(lr=0.1, synthetic=SyntheticConfig(ratio=0.25))
+    start = start_positions([{"sampling": "oversample"}, {}], space, base)
+    assert start is not None and start.shape == (2, 3)
+    first = space.decode(start[0])
+    assert first["sampling"] == "oversample" and first["lr"] == pytest.approx(0.1)
+    assert first["synthetic.class_ratios.disgust"] == pytest.approx(0.25)  # its ratio: the base's
+    assert space.decode(start[1])["sampling"] == "none"
+    assert start_positions([], space, base) is None
+
+
+def test_bad_start_points_name_the_point_and_the_key() -> None:
+    from ganpso.pipeline.config import SearchConfig
+    from ganpso.pipeline.search import start_positions
+    from ganpso.search import SearchSpace
+
+    space = SearchSpace.from_dict({"lr": {"type": "float", "low": 0.05, "high": 0.2}})
+    with pytest.raises(ConfigError, match=r"start_points\[0\]: dropout not in search.space"):
+        start_positions([{"dropout": 0.1}], space, TrainConfig())
+    with pytest.raises(ConfigError, match=r"start_points\[1\]: .*'lr': 0.5 is outside"):
+        start_positions([{}, {"lr": 0.5}], space, TrainConfig())
+    left_out = r"start_points\[0\]: .*outside .*left out, so the base recipe's: lr"
+    with pytest.raises(ConfigError, match=left_out):
+        start_positions([{}], space, TrainConfig(lr=0.01))
+    with pytest.raises(ConfigError, match="start_points: expected a list of settings"):
+        SearchConfig.from_dict({"start_points": ["oversample"]})
+
+
+def test_a_search_evaluates_its_start_points_first(tmp_path: Path, monkeypatch) -> None:
+    from ganpso.pipeline import search as search_module
+    from ganpso.pipeline.config import SearchConfig
+
+    def fake_pool(config, base, out, log) -> Path:
+        return out / "pool.npz"
+
+    class LearningRateObjective:  # no training: the fitness prefers a learning rate of 0.07
+        def __init__(self, base, pool, fidelity, weights) -> None:
+            pass
+
+        def __call__(self, settings: dict) -> float:
+            return -abs(settings["lr"] - 0.07) - (settings["sampling"] == "none")
+
+    monkeypatch.setattr(search_module, "ensure_pool", fake_pool)
+    monkeypatch.setattr(search_module, "PipelineObjective", LearningRateObjective)
+    config = SearchConfig(
+        space={
+            "lr": {"type": "float", "low": 0.05, "high": 0.2, "log": True},
+            "sampling": {"type": "choice", "choices": ["none", "oversample"]},
+        },
+        start_points=[{"lr": 0.07, "sampling": "oversample"}],
+        iterations=2,
+        batch_size=3,
+    )
+    chosen = search_module.search_pipeline(
+        config, base=TrainConfig(), out=tmp_path, log=lambda _: None
+    )
+    first = json.loads((tmp_path / "evaluations.jsonl").read_text().splitlines()[0])
+    assert first["settings"]["sampling"] == "oversample"
+    assert first["settings"]["lr"] == pytest.approx(0.07)
+    assert chosen.sampling == "oversample" and chosen.lr == pytest.approx(0.07)
+
+
+def test_the_search_without_gan_drops_gan_keys_from_its_start_points() -> None:
+    from ganpso.pipeline.config import SearchConfig
+    from ganpso.pipeline.run import without_gan_knobs
+
+    config = SearchConfig(
+        space={
+            "lr": {"type": "float", "low": 0.05, "high": 0.2},
+            "synthetic.ratio": {"type": "float", "low": 0.0, "high": 0.6},
+        },
+        start_points=[{"synthetic.ratio": 0.5}, {"lr": 0.1, "synthetic.ratio": 0.2}, {}],
+    )
+    stripped = without_gan_knobs(config)
+    assert list(stripped.space) == ["lr"]
+    assert stripped.start_points == [{}, {"lr": 0.1}]

@@ -204,6 +204,73 @@ def test_model_based_sampler_state_round_trips_mid_iteration(name: str) -> None:
     np.testing.assert_array_equal(resumed.best_position, whole.best_position)
 
 
+@pytest.mark.parametrize("name", ["pso", "random", "tpe", "cma"])
+def test_start_points_are_evaluated_first_and_as_given(name: str) -> None:
+    """The first iteration evaluates the start points in its first slots, exactly, and told
+    values reach the optimizer's model: a start point at the optimum is the best found."""
+    start = np.array([[0.3, 0.3], [0.9, 0.1]])
+    optimizer = build_optimizer(name, 2, iterations=3, batch_size=4, seed=0, start=start)
+    first = optimizer.ask()
+    np.testing.assert_array_equal([t.position for t in first[:2]], start)
+    assert not np.allclose([t.position for t in first[2:]], start)
+    while not optimizer.done:
+        for trial in optimizer.ask():
+            optimizer.tell(trial, -float(np.sum((trial.position - 0.3) ** 2)))
+    assert optimizer.best_value == 0.0
+    np.testing.assert_array_equal(optimizer.best_position, start[0])
+
+
+@pytest.mark.parametrize("name", ["pso", "random", "tpe", "cma"])
+def test_start_points_leave_the_other_first_proposals_alone(name: str) -> None:
+    plain = build_optimizer(name, 2, iterations=1, batch_size=4, seed=2).ask()
+    started = build_optimizer(name, 2, 1, 4, seed=2, start=np.array([[0.5, 0.5]])).ask()
+    if name in ("pso", "random"):  # the same draws; only the first slot is replaced
+        rest = [t.position for t in started[1:]]
+        np.testing.assert_array_equal(rest, [t.position for t in plain[1:]])
+    assert len(started) == len(plain) == 4
+
+
+@pytest.mark.parametrize("name", ["pso", "random", "tpe", "cma"])
+def test_a_resumed_search_keeps_its_start_points_and_refuses_others(name: str) -> None:
+    start = np.array([[0.2, 0.8]])
+
+    def run(optimizer, stop_after: int | None = None):
+        told = 0
+        while not optimizer.done:
+            for trial in optimizer.ask():
+                if told == stop_after:
+                    return optimizer
+                optimizer.tell(trial, -float(np.sum((trial.position - 0.3) ** 2)))
+                told += 1
+        return optimizer
+
+    whole = run(build_optimizer(name, 2, iterations=3, batch_size=4, seed=1, start=start))
+    half = run(build_optimizer(name, 2, 3, 4, seed=1, start=start), stop_after=2)
+    state = json.loads(json.dumps(half.state_dict()))
+    resumed = build_optimizer(name, 2, 3, 4, seed=1, start=start)
+    resumed.load_state_dict(state)
+    assert run(resumed).history == whole.history
+    with pytest.raises(CheckpointError, match="start points|different sampler or setup"):
+        build_optimizer(name, 2, 3, 4, seed=1, start=np.array([[0.6, 0.6]])).load_state_dict(state)
+    with pytest.raises(CheckpointError, match="start points|different sampler or setup"):
+        build_optimizer(name, 2, 3, 4, seed=1).load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        ([[0.5]], r"shape \(k, 2\)"),
+        ([[0.5, 0.5]] * 5, "more than the 4 evaluated per iteration"),
+        ([[0.5, 1.5]], "unit cube"),
+        ([[0.5, float("nan")]], "unit cube"),
+    ],
+)
+def test_bad_start_points_are_refused(start, message) -> None:
+    for name in ("pso", "random"):
+        with pytest.raises(ConfigError, match=message):
+            build_optimizer(name, 2, iterations=1, batch_size=4, start=np.array(start))
+
+
 def test_cma_learns_where_the_optimum_is() -> None:
     """CMA-ES's later batches gather near a sphere's optimum that its first batch missed."""
     cma = build_optimizer("cma", 3, iterations=12, batch_size=8, seed=0)

@@ -46,6 +46,10 @@ class SearchConfig(YamlConfig):
     """
 
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # settings the first iteration evaluates in place of its first proposals, for every
+    # optimizer alike (dotted keys of the space; a key left out keeps the base recipe's value),
+    # e.g. [{sampling: oversample}]: known recipes are judged at the search's own fidelity
+    start_points: list[dict[str, Any]] = field(default_factory=list)
     optimizer: Literal["pso", "random", "tpe", "cma"] = "pso"
     pso: PSOConfig = field(default_factory=PSOConfig)
     iterations: int = bounded(8, ge=1, le=100_000)
@@ -68,6 +72,12 @@ class SearchConfig(YamlConfig):
     gpus_per_worker: float = bounded(0.0, ge=0, le=64)
 
     def __post_init__(self) -> None:
+        points = self.start_points
+        if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+            raise ConfigError(
+                f"search.start_points: expected a list of settings such as "
+                f"[{{sampling: oversample}}], got {points!r}"
+            )
         defaults = PSOConfig()
         for own, ours in (
             ("swarm_size", "batch_size"),

@@ -52,6 +52,22 @@ def settings_config(base: TrainConfig, settings: dict[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict(with_settings(base.to_dict(), settings))
 
 
+def recipe_value(base: TrainConfig, key: str) -> Any:
+    """The value of dotted ``key`` in ``base``; None where the recipe has none.
+
+    A class without its own ``synthetic.class_ratios`` entry is topped up to
+    ``synthetic.ratio``, so that is its value.
+    """
+    node: Any = base.to_dict()
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            if key.startswith("synthetic.class_ratios."):
+                return base.synthetic.ratio
+            return None
+        node = node[part]
+    return node
+
+
 def missing_measures(row: dict[str, float], weights: dict[str, float]) -> list[str]:
     """The weighed measures a history row lacks (one made before the five-measure fitness)."""
     return [name for name in weights if f"val/{name}" not in row]

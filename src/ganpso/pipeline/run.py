@@ -122,11 +122,17 @@ def search_settings(ctx: RunContext) -> None:
 
 
 def without_gan_knobs(search: SearchConfig) -> SearchConfig:
-    """The search without its synthetic-image settings (the same budget and fidelity)."""
+    """The search without its synthetic-image settings (the same budget and fidelity); its
+    start points lose them too, and those that then coincide are evaluated once."""
     space = {k: v for k, v in search.space.items() if not k.startswith("synthetic.")}
     if not space:
         raise ConfigError("the search space has only synthetic settings: nothing left to tune")
-    return replace(search, space=space)
+    points = [
+        {k: v for k, v in point.items() if not k.startswith("synthetic.")}
+        for point in search.start_points
+    ]
+    distinct = [point for i, point in enumerate(points) if point not in points[:i]]
+    return replace(search, space=space, start_points=distinct)
 
 
 def search_without_gan(ctx: RunContext) -> None:

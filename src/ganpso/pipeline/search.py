@@ -23,6 +23,7 @@ from ganpso.pipeline.balance import SyntheticPool, build_pool, synthetic_counts
 from ganpso.pipeline.config import SearchConfig
 from ganpso.pipeline.objective import (
     PipelineObjective,
+    recipe_value,
     search_dataset,
     settings_config,
     stratified_fraction,
@@ -62,6 +63,29 @@ def ensure_pool(config: SearchConfig, base: TrainConfig, out: Path, log: Callabl
     return path
 
 
+def start_positions(
+    points: Sequence[dict[str, Any]], space: SearchSpace, base: TrainConfig
+) -> np.ndarray | None:
+    """``search.start_points`` as unit-cube positions ``(k, dim)``; None when there are none.
+
+    A key a point leaves out takes the base recipe's value, which must then lie in the space.
+    """
+    positions = []
+    for index, point in enumerate(points):
+        where = f"search.start_points[{index}]"
+        unknown = sorted(set(point) - set(space.names))
+        if unknown:
+            raise ConfigError(f"{where}: {', '.join(unknown)} not in search.space")
+        settings = {name: point.get(name, recipe_value(base, name)) for name in space.names}
+        try:
+            positions.append(space.encode(settings))
+        except ConfigError as error:
+            left_out = [name for name in space.names if name not in point]
+            hint = f" (left out, so the base recipe's: {', '.join(left_out)})" if left_out else ""
+            raise ConfigError(f"{where}: {error}{hint}") from None
+    return np.array(positions) if positions else None
+
+
 def search_pipeline(
     config: SearchConfig,
     *,
@@ -85,6 +109,7 @@ def search_pipeline(
     space = SearchSpace.from_dict(config.space)
     for key in config.space:
         settings_config(base, {key: space.decode(np.full(space.dim, 0.5))[key]})  # key valid?
+    start = start_positions(config.start_points, space, base)
     out.mkdir(parents=True, exist_ok=True)
     pool = ensure_pool(config, base, out, log)
     objective = PipelineObjective(base, pool, config.fidelity, config.fitness)
@@ -95,6 +120,7 @@ def search_pipeline(
         batch_size=config.batch_size,
         seed=config.seed,
         pso_config=config.pso,
+        start=start,
     )
     with build_executor(config.executor, **executor_options(config)) as executor:
         outcome = run_search(optimizer, space, objective, executor, out, log)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ganpso.config import build_config
 from ganpso.errors import CheckpointError, ConfigError
-from ganpso.search.optimizer import Trial
+from ganpso.search.optimizer import Trial, check_start
 from ganpso.search.topology import build_topology, list_topologies
 
 log = logging.getLogger(__name__)
@@ -133,12 +133,18 @@ class ParticleSwarm:
     """
 
     def __init__(
-        self, dim: int, config: PSOConfig | None = None, rng: np.random.Generator | None = None
+        self,
+        dim: int,
+        config: PSOConfig | None = None,
+        rng: np.random.Generator | None = None,
+        start: np.ndarray | None = None,
     ) -> None:
+        """``start``: ``(k, dim)`` points where the first ``k`` particles begin."""
         if dim < 1:
             raise ConfigError(f"pso: dim must be >= 1, got {dim}")
         self.dim = dim
         self.config = config or PSOConfig()
+        self.start = check_start(start, dim, self.config.swarm_size, "pso")
         self.rng = rng if rng is not None else np.random.default_rng(self.config.seed)
         self.topology = build_topology(
             self.config.topology, self.config.swarm_size, self.config.neighbourhood_size
@@ -209,10 +215,13 @@ class ParticleSwarm:
     def _initial_positions(self) -> np.ndarray:
         n = self.config.swarm_size
         if self.config.init == "uniform":
-            return self.rng.random((n, self.dim))
-        # Latin hypercube: one particle per 1/n stratum of each coordinate, strata shuffled
-        strata = np.stack([self.rng.permutation(n) for _ in range(self.dim)], axis=1)  # (n, dim)
-        return (strata + self.rng.random((n, self.dim))) / n
+            positions = self.rng.random((n, self.dim))
+        else:  # Latin hypercube: one particle per 1/n stratum of each coordinate, shuffled
+            strata = np.stack([self.rng.permutation(n) for _ in range(self.dim)], axis=1)
+            positions = (strata + self.rng.random((n, self.dim))) / n  # (n, dim)
+        if self.start is not None:
+            positions[: len(self.start)] = self.start
+        return positions
 
     def _finish_iteration(self) -> None:
         losses = np.array([self._told[i] for i in range(self.config.swarm_size)])  # (n,)
@@ -289,7 +298,7 @@ class ParticleSwarm:
             "told": [[i, _json_float(loss)] for i, loss in sorted(self._told.items())],
             "history": [dict(h) for h in self.history],
             "rng": self.rng.bit_generator.state,
-        }
+        } | ({} if self.start is None else {"start": self.start.tolist()})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a ``state_dict``; particles already told are not asked again."""
@@ -310,6 +319,8 @@ class ParticleSwarm:
         theirs = {k: v for k, v in state["config"].items() if k != "seed"}
         if state["dim"] != self.dim or theirs != ours:
             raise CheckpointError("swarm state: saved with a different dim or PSO config")
+        if state.get("start") != (None if self.start is None else self.start.tolist()):
+            raise CheckpointError("swarm state: saved with different start points")
         if np.array(state["positions"]).shape != (self.config.swarm_size, self.dim):
             raise CheckpointError("swarm state: positions do not match swarm_size x dim")
         if state["rng"].get("bit_generator") != type(self.rng.bit_generator).__name__:
@@ -329,6 +340,7 @@ def optimize(
     dim: int,
     config: PSOConfig | None = None,
     rng: np.random.Generator | None = None,
+    start: np.ndarray | None = None,
 ) -> SearchResult:
     """Run a whole search with ask / tell, calling ``objective(position)`` one particle at a time.
 
@@ -339,7 +351,7 @@ def optimize(
         >>> optimize(lambda x: float(x.sum()), 2, cfg).evaluations
         50
     """
-    swarm = ParticleSwarm(dim, config, rng)
+    swarm = ParticleSwarm(dim, config, rng, start)
     evaluations = failures = 0
     while not swarm.done:
         for trial in swarm.ask():

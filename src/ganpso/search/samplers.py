@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ganpso.errors import CheckpointError, ConfigError
-from ganpso.search.optimizer import Optimizer, Trial
+from ganpso.search.optimizer import Optimizer, Trial, check_start
 from ganpso.search.pso import ParticleSwarm, PSOConfig
 
 STATE_VERSION = 1
@@ -55,13 +55,16 @@ class BatchSampler(ABC):
         batch_size: int,
         seed: int = 0,
         direction: Direction = "maximize",
+        start: np.ndarray | None = None,
     ) -> None:
+        """``start``: ``(k, dim)`` points the first iteration evaluates before its proposals."""
         if dim < 1 or iterations < 1 or batch_size < 1:
             raise ConfigError(f"{self.kind}: dim, iterations and batch_size must be >= 1")
         if direction not in ("maximize", "minimize"):
             raise ConfigError(f"{self.kind}: direction {direction!r} is not maximize or minimize")
         self.dim, self.iterations, self.batch_size = dim, iterations, batch_size
         self.seed, self.direction = seed, direction
+        self.start = check_start(start, dim, batch_size, self.kind)
         self.iteration = 0
         self.history: list[dict[str, Any]] = []
         self._positions: np.ndarray | None = None  # (batch_size, dim), the iteration's points
@@ -92,7 +95,10 @@ class BatchSampler(ABC):
         if self.done:
             return []
         if self._positions is None:
-            self._positions = np.clip(self._propose(self.batch_size), 0.0, 1.0)
+            positions = np.clip(self._propose(self.batch_size), 0.0, 1.0)
+            if self.iteration == 0 and self.start is not None:
+                positions[: len(self.start)] = self.start  # TPE and CMA-ES proposed these too
+            self._positions = positions
         return [
             Trial(i, self.iteration, self._positions[i].copy())
             for i in range(self.batch_size)
@@ -184,12 +190,13 @@ class BatchSampler(ABC):
         self._load_extra(state["extra"])
 
     def _setup(self) -> dict[str, Any]:
-        return {
+        setup = {
             "dim": self.dim,
             "iterations": self.iterations,
             "batch_size": self.batch_size,
             "direction": self.direction,
         }
+        return setup | ({} if self.start is None else {"start": self.start.tolist()})
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
@@ -233,9 +240,10 @@ class TPESampler(BatchSampler):
         batch_size: int,
         seed: int = 0,
         direction: Direction = "maximize",
+        start: np.ndarray | None = None,
         n_startup_trials: int = 10,
     ) -> None:
-        super().__init__(dim, iterations, batch_size, seed, direction)
+        super().__init__(dim, iterations, batch_size, seed, direction, start)
         self._optuna = _import_optuna()
         self._optuna.logging.set_verbosity(self._optuna.logging.WARNING)  # no line per trial
         self.n_startup_trials = n_startup_trials
@@ -263,6 +271,9 @@ class TPESampler(BatchSampler):
     def _propose(self, n: int) -> np.ndarray:
         self._study.sampler = self._tpe()
         distributions = self._distributions
+        if self.iteration == 0 and self.start is not None:  # asked first, so told as themselves
+            for point in self.start:
+                self._study.enqueue_trial({f"x{d}": float(x) for d, x in enumerate(point)})
         self._pending = [self._study.ask(distributions) for _ in range(n)]
         return np.array([[t.params[name] for name in distributions] for t in self._pending])
 
@@ -337,6 +348,8 @@ class CMASampler(BatchSampler):
                 budget=self.iterations * self.batch_size,
                 num_workers=self.batch_size,
             )
+            for point in [] if self.start is None else self.start:  # the first asks return them
+                cma.suggest(point)
             for values in self._told_values:
                 self._tell_batch(cma, [cma.ask() for _ in values], values)
         return cma
@@ -391,19 +404,31 @@ OptimizerName = Literal["pso", "random", "tpe", "cma"]
 
 
 def _build_pso(
-    dim: int, iterations: int, batch_size: int, seed: int, direction: Direction, pso: PSOConfig
+    dim: int,
+    iterations: int,
+    batch_size: int,
+    seed: int,
+    direction: Direction,
+    pso: PSOConfig,
+    start: np.ndarray | None,
 ) -> Optimizer:
     config = replace(
         pso, swarm_size=batch_size, iterations=iterations, seed=seed, direction=direction
     )
-    return ParticleSwarm(dim, config)
+    return ParticleSwarm(dim, config, start=start)
 
 
 def _build_sampler(cls: type[BatchSampler]) -> Callable[..., Optimizer]:
     def build(
-        dim: int, iterations: int, batch_size: int, seed: int, direction: Direction, pso: PSOConfig
+        dim: int,
+        iterations: int,
+        batch_size: int,
+        seed: int,
+        direction: Direction,
+        pso: PSOConfig,
+        start: np.ndarray | None,
     ) -> Optimizer:
-        return cls(dim, iterations, batch_size, seed, direction)
+        return cls(dim, iterations, batch_size, seed, direction, start)
 
     return build
 
@@ -428,12 +453,14 @@ def build_optimizer(
     seed: int = 0,
     pso_config: PSOConfig | None = None,
     direction: Direction | None = None,
+    start: np.ndarray | None = None,
 ) -> Optimizer:
     """An optimizer with a budget of ``iterations * batch_size`` evaluations.
 
     ``pso_config`` tunes the swarm; its ``swarm_size``, ``iterations`` and ``seed`` are replaced
     by the arguments here so that every optimizer gets the same budget. ``direction`` defaults
-    to the PSO config's (maximize).
+    to the PSO config's (maximize). ``start``: ``(k, dim)`` unit-cube points, ``k <=
+    batch_size``, that the first iteration evaluates in place of its first proposals.
 
     Example:
         >>> build_optimizer("pso", dim=3, iterations=5, batch_size=4).config.swarm_size
@@ -442,4 +469,5 @@ def build_optimizer(
     if name not in _REGISTRY:
         raise ConfigError(f"optimizer {name!r} is unknown; valid optimizers: {list_optimizers()}")
     pso = pso_config or PSOConfig()
-    return _REGISTRY[name](dim, iterations, batch_size, seed, direction or pso.direction, pso)
+    direction = direction or pso.direction
+    return _REGISTRY[name](dim, iterations, batch_size, seed, direction, pso, start)
