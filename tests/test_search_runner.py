@@ -181,18 +181,23 @@ def test_samplers_run_through_the_runner(tmp_path, name) -> None:
     assert outcome.best_value > -0.3 and (tmp_path / "best.yaml").exists()
 
 
+def tell_all(optimizer, stop_after: int | None = None, fail_particle: int | None = None):
+    """Ask and tell until done (or ``stop_after`` tells) on a sphere centred at 0.3."""
+    told = 0
+    while not optimizer.done:
+        for trial in optimizer.ask():
+            if told == stop_after:
+                return optimizer
+            value = -float(np.sum((trial.position - 0.3) ** 2))
+            optimizer.tell(trial, None if trial.particle == fail_particle else value)
+            told += 1
+    return optimizer
+
+
 @pytest.mark.parametrize("name", ["tpe", "cma"])
 def test_model_based_sampler_state_round_trips_mid_iteration(name: str) -> None:
     def run(optimizer, stop_after: int | None = None):
-        told = 0
-        while not optimizer.done:
-            for trial in optimizer.ask():
-                if told == stop_after:
-                    return optimizer
-                value = -float(np.sum((trial.position - 0.3) ** 2))
-                optimizer.tell(trial, None if trial.particle == 1 else value)  # some failures
-                told += 1
-        return optimizer
+        return tell_all(optimizer, stop_after, fail_particle=1)  # some failures
 
     whole = run(build_optimizer(name, 2, iterations=5, batch_size=4, seed=1))
     half = run(build_optimizer(name, 2, iterations=5, batch_size=4, seed=1), stop_after=10)
@@ -233,23 +238,12 @@ def test_start_points_leave_the_other_first_proposals_alone(name: str) -> None:
 @pytest.mark.parametrize("name", ["pso", "random", "tpe", "cma"])
 def test_a_resumed_search_keeps_its_start_points_and_refuses_others(name: str) -> None:
     start = np.array([[0.2, 0.8]])
-
-    def run(optimizer, stop_after: int | None = None):
-        told = 0
-        while not optimizer.done:
-            for trial in optimizer.ask():
-                if told == stop_after:
-                    return optimizer
-                optimizer.tell(trial, -float(np.sum((trial.position - 0.3) ** 2)))
-                told += 1
-        return optimizer
-
-    whole = run(build_optimizer(name, 2, iterations=3, batch_size=4, seed=1, start=start))
-    half = run(build_optimizer(name, 2, 3, 4, seed=1, start=start), stop_after=2)
+    whole = tell_all(build_optimizer(name, 2, iterations=3, batch_size=4, seed=1, start=start))
+    half = tell_all(build_optimizer(name, 2, 3, 4, seed=1, start=start), stop_after=2)
     state = json.loads(json.dumps(half.state_dict()))
     resumed = build_optimizer(name, 2, 3, 4, seed=1, start=start)
     resumed.load_state_dict(state)
-    assert run(resumed).history == whole.history
+    assert tell_all(resumed).history == whole.history
     with pytest.raises(CheckpointError, match="start points|different sampler or setup"):
         build_optimizer(name, 2, 3, 4, seed=1, start=np.array([[0.6, 0.6]])).load_state_dict(state)
     with pytest.raises(CheckpointError, match="start points|different sampler or setup"):

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -403,46 +402,15 @@ def _import_optuna() -> Any:
 OptimizerName = Literal["pso", "random", "tpe", "cma"]
 
 
-def _build_pso(
-    dim: int,
-    iterations: int,
-    batch_size: int,
-    seed: int,
-    direction: Direction,
-    pso: PSOConfig,
-    start: np.ndarray | None,
-) -> Optimizer:
-    config = replace(
-        pso, swarm_size=batch_size, iterations=iterations, seed=seed, direction=direction
-    )
-    return ParticleSwarm(dim, config, start=start)
-
-
-def _build_sampler(cls: type[BatchSampler]) -> Callable[..., Optimizer]:
-    def build(
-        dim: int,
-        iterations: int,
-        batch_size: int,
-        seed: int,
-        direction: Direction,
-        pso: PSOConfig,
-        start: np.ndarray | None,
-    ) -> Optimizer:
-        return cls(dim, iterations, batch_size, seed, direction, start)
-
-    return build
-
-
-_REGISTRY: dict[str, Callable[..., Optimizer]] = {
-    "pso": _build_pso,
-    "random": _build_sampler(RandomSearch),
-    "tpe": _build_sampler(TPESampler),
-    "cma": _build_sampler(CMASampler),
+_SAMPLERS: dict[str, type[BatchSampler]] = {
+    "random": RandomSearch,
+    "tpe": TPESampler,
+    "cma": CMASampler,
 }
 
 
 def list_optimizers() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(["pso", *_SAMPLERS])
 
 
 def build_optimizer(
@@ -466,8 +434,13 @@ def build_optimizer(
         >>> build_optimizer("pso", dim=3, iterations=5, batch_size=4).config.swarm_size
         4
     """
-    if name not in _REGISTRY:
+    if name not in list_optimizers():
         raise ConfigError(f"optimizer {name!r} is unknown; valid optimizers: {list_optimizers()}")
     pso = pso_config or PSOConfig()
     direction = direction or pso.direction
-    return _REGISTRY[name](dim, iterations, batch_size, seed, direction, pso, start)
+    if name == "pso":
+        config = replace(
+            pso, swarm_size=batch_size, iterations=iterations, seed=seed, direction=direction
+        )
+        return ParticleSwarm(dim, config, start=start)
+    return _SAMPLERS[name](dim, iterations, batch_size, seed, direction, start)
