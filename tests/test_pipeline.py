@@ -844,6 +844,14 @@ def test_start_points_fill_left_out_keys_from_the_base_recipe() -> None:
     assert first["synthetic.class_ratios.disgust"] == pytest.approx(0.25)  # its ratio: the base's
     assert space.decode(start[1])["sampling"] == "none"
     assert start_positions([], space, base) is None
+    ratios = SearchSpace.from_dict(
+        {
+            "synthetic.ratio": {"type": "float", "low": 0.0, "high": 0.6},
+            "synthetic.class_ratios.disgust": {"type": "float", "low": 0.0, "high": 0.6},
+        }
+    )
+    gan = ratios.decode(start_positions([{"synthetic.ratio": 0.5}], ratios, base)[0])
+    assert gan["synthetic.class_ratios.disgust"] == pytest.approx(0.5)  # follows the point's
 
 
 def test_bad_start_points_name_the_point_and_the_key() -> None:

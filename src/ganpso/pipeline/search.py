@@ -68,7 +68,8 @@ def start_positions(
 ) -> np.ndarray | None:
     """``search.start_points`` as unit-cube positions ``(k, dim)``; None when there are none.
 
-    A key a point leaves out takes the base recipe's value, which must then lie in the space.
+    A key a point leaves out takes its value in the base recipe with the point applied (so a
+    class ratio left out follows the point's ``synthetic.ratio``); it must lie in the space.
     """
     positions = []
     for index, point in enumerate(points):
@@ -76,7 +77,8 @@ def start_positions(
         unknown = sorted(set(point) - set(space.names))
         if unknown:
             raise ConfigError(f"{where}: {', '.join(unknown)} not in search.space")
-        settings = {name: point.get(name, recipe_value(base, name)) for name in space.names}
+        recipe = settings_config(base, point)
+        settings = {name: point.get(name, recipe_value(recipe, name)) for name in space.names}
         try:
             positions.append(space.encode(settings))
         except ConfigError as error:
