@@ -47,6 +47,18 @@ def test_presets_are_diffs_of_the_default_profile() -> None:
     assert SearchConfig.from_yaml(CONFIGS / "search.yaml").space == default.search.space
 
 
+@pytest.mark.parametrize(
+    "method", ["class_weighted", "oversample", "focal", "logit_adjusted", "ldam_drw"]
+)
+def test_recipe_configs_of_comparison_rows_equal_what_compare_trains(method: str) -> None:
+    """configs/recipe/<row>.yaml, the refresh's cells, are the rows `ganpso compare` trains."""
+    from ganpso.pipeline.compare import method_config
+
+    run = RunConfig.from_yaml(PROFILES / "default.yaml")
+    path = CONFIGS / "recipe" / f"{method.replace('_', '-')}.yaml"
+    assert TrainConfig.from_yaml(path) == method_config(method, run, ROOT / "runs" / "x", 0)
+
+
 def test_base_merges_sections_and_follows_sections(tmp_path) -> None:
     (tmp_path / "parent.yaml").write_text(
         "epochs: 5\nmodel: {width: 16, dropout: 0.2}\nrun: {inner: {epochs: 7}}\n"
