@@ -235,14 +235,18 @@ def test_paired_table_has_a_column_per_seed_and_dashes_for_what_was_not_measured
     assert unpaired[2].endswith("| - | - |")
 
 
-def test_the_gan_readme_table_is_the_one_downstream_json_generates() -> None:
+@pytest.mark.parametrize(
+    "paired", ["results/gan/downstream.json", "results/recipe/oversample-vs-plain.json"]
+)
+def test_a_readme_paired_table_is_the_one_its_json_generates(paired: str) -> None:
     from ganpso.report.paired_table import TABLE, paired_table
 
-    gan = Path(__file__).parents[1] / "results" / "gan"
-    data = json.loads((gan / "downstream.json").read_text())
-    assert TABLE.in_file(gan / "README.md") == paired_table(data), (
-        "results/gan/README.md's downstream table differs from downstream.json: run "
-        "python -m ganpso.report.paired_table results/gan/downstream.json results/gan/README.md"
+    path = Path(__file__).parents[1] / paired
+    readme = path.parent / "README.md"
+    data = json.loads(path.read_text())
+    assert TABLE.in_file(readme) == paired_table(data), (
+        f"{readme}'s paired table differs from {path.name}: run "
+        f"python -m ganpso.report.paired_table {paired} {paired.rsplit('/', 1)[0]}/README.md"
     )
 
 
