@@ -867,6 +867,8 @@ def test_bad_start_points_name_the_point_and_the_key() -> None:
     left_out = r"start_points\[0\]: .*outside .*left out, so the base recipe's: lr"
     with pytest.raises(ConfigError, match=left_out):
         start_positions([{}], space, TrainConfig(lr=0.01))
+    with pytest.raises(ConfigError, match=r"start_points\[0\]: .*lr"):
+        start_positions([{"lr": "fast"}], space, TrainConfig())
     with pytest.raises(ConfigError, match="start_points: expected a list of settings"):
         SearchConfig.from_dict({"start_points": ["oversample"]})
 

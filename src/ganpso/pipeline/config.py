@@ -47,8 +47,9 @@ class SearchConfig(YamlConfig):
 
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
     # settings the first iteration evaluates in place of its first proposals, for every
-    # optimizer alike (dotted keys of the space; a key left out keeps the base recipe's value),
-    # e.g. [{sampling: oversample}]: known recipes are judged at the search's own fidelity
+    # optimizer alike (dotted keys of the space; a key left out takes its value in the base
+    # recipe with the point applied), e.g. [{sampling: oversample}]: known recipes are judged at
+    # the search's own fidelity
     start_points: list[dict[str, Any]] = field(default_factory=list)
     optimizer: Literal["pso", "random", "tpe", "cma"] = "pso"
     pso: PSOConfig = field(default_factory=PSOConfig)

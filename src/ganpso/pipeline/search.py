@@ -77,9 +77,9 @@ def start_positions(
         unknown = sorted(set(point) - set(space.names))
         if unknown:
             raise ConfigError(f"{where}: {', '.join(unknown)} not in search.space")
-        recipe = settings_config(base, point)
-        settings = {name: point.get(name, recipe_value(recipe, name)) for name in space.names}
         try:
+            recipe = settings_config(base, point)
+            settings = {name: point.get(name, recipe_value(recipe, name)) for name in space.names}
             positions.append(space.encode(settings))
         except ConfigError as error:
             left_out = [name for name in space.names if name not in point]
